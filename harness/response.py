@@ -1,0 +1,87 @@
+"""Checks on a Response object (a non-streamed body, or a stream's terminal response) and on
+HTTP error bodies. Pure functions over decoded JSON; findings go to a ``FindingLog``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.findings import FindingLog
+from harness.schemas import SchemaSet
+
+FINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
+ENVELOPE_KEYS = ("message", "type", "param", "code")
+
+
+def check_response_object(response: Any, log: FindingLog, *, evidence: dict | None = None,
+                          schemas: SchemaSet | None, path_prefix: str = "$",
+                          final: bool = True) -> None:
+    """Judge a Response object. ``final``: it should be finished (a synchronous answer or a
+    terminal event), so its status must be a final one."""
+    ev = dict(evidence or {})
+    p = path_prefix
+    log.apply("response.object", "response.incomplete_details", "response.output_text",
+              "response.usage.consistent")
+    if schemas is not None:
+        log.apply("schema.response")
+        for err in schemas.validate_root("Response", response):
+            log.fail("schema.response", err.message, **ev, path=p + err.path[1:])
+    if not isinstance(response, dict):
+        log.fail("response.object", "the body is not a JSON object", **ev, path=p)
+        return
+    if response.get("object") != "response" or not isinstance(response.get("id"), str) \
+            or not response.get("id"):
+        log.fail("response.object", f"object={response.get('object')!r} id={response.get('id')!r}",
+                 **ev, path=f"{p}.object", expected="response", actual=response.get("object"))
+    status = response.get("status")
+    if final:
+        log.apply("response.status.valid")
+        if status not in FINAL_STATUSES:
+            log.fail("response.status.valid", f"status {status!r} is not a final status", **ev,
+                     path=f"{p}.status", expected=list(FINAL_STATUSES), actual=status)
+    details = response.get("incomplete_details")
+    if status == "incomplete":
+        if not isinstance(details, dict) or not details.get("reason"):
+            log.fail("response.incomplete_details", "status is incomplete but "
+                     "incomplete_details.reason is missing", **ev,
+                     path=f"{p}.incomplete_details", actual=details)
+    elif status in ("completed", "in_progress", "queued") and details is not None:
+        log.fail("response.incomplete_details", f"status is {status} but incomplete_details is "
+                 f"{details!r}", **ev, path=f"{p}.incomplete_details", expected=None,
+                 actual=details)
+    for i, item in enumerate(response.get("output") or []):
+        if not isinstance(item, dict) or item.get("type") != "message":
+            continue
+        for j, part in enumerate(item.get("content") or []):
+            if isinstance(part, dict) and part.get("type") == "output_text" \
+                    and not isinstance(part.get("text"), str):
+                log.fail("response.output_text", "output_text part without string text", **ev,
+                         path=f"{p}.output[{i}].content[{j}].text")
+    if status in ("completed", "incomplete"):
+        usage = response.get("usage")
+        if not isinstance(usage, dict):
+            log.fail("response.usage.consistent", "a finished response carries no usage", **ev,
+                     path=f"{p}.usage")
+        else:
+            it, ot, tt = (usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens"))
+            if all(isinstance(x, int) for x in (it, ot, tt)) and it + ot != tt:
+                log.fail("response.usage.consistent", f"total_tokens {tt} != input_tokens {it} "
+                         f"+ output_tokens {ot}", **ev, path=f"{p}.usage.total_tokens",
+                         expected=it + ot, actual=tt)
+
+
+def check_error_body(body: Any, log: FindingLog, *, schemas: SchemaSet | None) -> None:
+    """An HTTP error body must be ``{"error": {"message", "type", "param", "code"}}``: all four
+    keys present (param and code may be null), as OpenAI's service sends them."""
+    log.apply("schema.error_envelope")
+    if schemas is not None:
+        for err in schemas.validate_root("ErrorEnvelope", body):
+            log.fail("schema.error_envelope", err.message, path=err.path)
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        log.fail("schema.error_envelope", "the body has no `error` object", path="$.error",
+                 actual=str(body)[:200])
+        return
+    missing = [k for k in ENVELOPE_KEYS if k not in err]
+    if missing:
+        log.fail("schema.error_envelope", f"error object lacks {missing}", path="$.error",
+                 expected=list(ENVELOPE_KEYS), actual=sorted(err))

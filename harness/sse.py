@@ -1,0 +1,199 @@
+"""Sans-IO Server-Sent Events decoder: bytes in (any chunking), frames and framing findings out.
+
+Modelled on h11's ``Connection.receive_data()``: the decoder never touches a socket; a driver
+feeds it bytes as they arrive and gets back complete frames. Each branch implements a rule of
+the WHATWG HTML standard, §9.2.6 "Interpreting an event stream" (quoted where it matters).
+
+Findings raised here (check ids in specs/checks.yaml): ``sse.utf8``, ``sse.line_endings.lf``,
+``sse.data.single_line``, ``sse.frame.terminated``, ``sse.limits``.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from harness.findings import FindingLog
+
+# Largest single frame we buffer. A response.completed carrying a long output and its tool
+# items is the largest legitimate frame; OpenAI's biggest recorded one is ~60 KB. 16 MiB is
+# generous for real servers and still bounds memory against a server that never sends a
+# blank line (compare h11's HTTP_DEFAULT_MAX_BUFFER_SIZE of 16 KiB for headers).
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+DONE_SENTINEL = "[DONE]"
+
+
+@dataclass(slots=True)
+class Frame:
+    """One dispatched SSE event."""
+
+    index: int  # 0-based position among dispatched frames
+    data: str  # data lines joined with "\n"
+    event: str | None = None  # the `event:` field, None when absent
+    id: str | None = None
+    data_lines: int = 1
+    t: float | None = None  # arrival time (seconds, driver's clock), when the driver knows it
+
+    @property
+    def is_done(self) -> bool:
+        return self.data == DONE_SENTINEL
+
+
+class SSEDecoder:
+    """Incremental decoder. ``feed(bytes) -> [Frame]``; ``close() -> [Frame]`` at EOF."""
+
+    def __init__(self, log: FindingLog | None = None, *, max_frame_bytes: int = MAX_FRAME_BYTES):
+        self.log = log if log is not None else FindingLog()
+        self.max_frame_bytes = max_frame_bytes
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._buf = ""  # undecoded-to-lines text
+        self._data: list[str] = []
+        self._data_size = 0
+        self._event: str | None = None
+        self._last_id: str | None = None
+        self._frames = 0
+        self._bytes = 0
+        self._first = True
+        self._saw_cr = False
+        self._multiline_reported = False
+        self._overflow = False
+        self._now: float | None = None
+        self.comments = 0
+        self.log.apply("sse.utf8", "sse.frame.terminated", "sse.line_endings.lf",
+                       "sse.data.single_line")
+
+    # -- public API ------------------------------------------------------------------------
+    def feed(self, data: bytes, *, t: float | None = None) -> list[Frame]:
+        self._now = t
+        self._bytes += len(data)
+        try:
+            text = self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            text = self._recover_utf8(data, exc)
+        return self._lines(text, final=False)
+
+    def close(self) -> list[Frame]:
+        """End of stream. "If the file ends in the middle of an event, before the final empty
+        line, the incomplete event is not dispatched." — so that is a finding."""
+        try:
+            text = self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            text = self._recover_utf8(b"", exc)
+        frames = self._lines(text, final=True)
+        if self._data or self._buf.strip():
+            self.log.fail(
+                "sse.frame.terminated",
+                "stream ended inside a frame with no blank line after it; a client discards it",
+                frame=self._frames, byte_offset=self._bytes,
+                actual=("".join(self._data) or self._buf)[:200],
+            )
+        self._data, self._buf = [], ""
+        return frames
+
+    # -- internals -------------------------------------------------------------------------
+    def _recover_utf8(self, data: bytes, exc: UnicodeDecodeError) -> str:
+        self.log.fail("sse.utf8", f"invalid UTF-8 in the event stream: {exc.reason}",
+                      byte_offset=self._bytes - len(data) + max(exc.start, 0), frame=self._frames)
+        # Continue as a browser would: "decoded using UTF-8 decode" replaces bad bytes.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        return self._decoder.decode(data)
+
+    def _lines(self, text: str, *, final: bool) -> list[Frame]:
+        buf = self._buf + text
+        if self._first and buf:
+            # "One leading U+FEFF BYTE ORDER MARK character must be ignored if any are present."
+            if buf[0] == "\ufeff":
+                buf = buf[1:]
+            self._first = False
+        out: list[Frame] = []
+        held = ""
+        if "\r" in buf:
+            # Lines end in "a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF) character pair, a
+            # single U+000A LINE FEED (LF) character not preceded by a CR, or a single CR". A CR
+            # at the end of the buffer may be half of a CRLF split across chunks: hold it back.
+            if not self._saw_cr:
+                self._saw_cr = True
+                self.log.fail("sse.line_endings.lf",
+                              "lines end with CR or CRLF (legal SSE, but OpenAI's service sends LF)",
+                              frame=self._frames)
+            if buf.endswith("\r") and not final:
+                buf, held = buf[:-1], "\r"
+            buf = buf.replace("\r\n", "\n").replace("\r", "\n")
+        start = 0
+        find = buf.find
+        line = self._line
+        while True:
+            end = find("\n", start)
+            if end < 0:
+                break
+            line(buf[start:end], out)
+            start = end + 1
+        rest = buf[start:]
+        if len(rest) + self._data_size > self.max_frame_bytes:
+            self._overflowed(len(rest))
+            rest = ""
+        self._buf = rest + held
+        return out
+
+    def _line(self, line: str, out: list[Frame]) -> None:
+        if not line:
+            self._dispatch(out)
+            return
+        if line[0] == ":":
+            # "If the line starts with a U+003A COLON character (:) — Ignore the line."
+            self.comments += 1
+            return
+        colon = line.find(":")
+        if colon < 0:
+            field, value = line, ""
+        else:
+            field, value = line[:colon], line[colon + 1:]
+            if value[:1] == " ":
+                value = value[1:]
+        if field == "data":
+            self._data.append(value)
+            self._data_size += len(value)
+            if self._data_size > self.max_frame_bytes:
+                self._overflowed(0)
+        elif field == "event":
+            self._event = value
+        elif field == "id":
+            if "\x00" not in value:
+                self._last_id = value
+        # "retry" and unknown fields: "Otherwise — The field is ignored."
+
+    def _overflowed(self, extra: int) -> None:
+        if not self._overflow:
+            self._overflow = True
+            self.log.fail("sse.limits",
+                          f"a frame grew past {self.max_frame_bytes} bytes without a blank line",
+                          frame=self._frames, byte_offset=self._bytes)
+        self._data, self._data_size, self._event = [], 0, None
+
+    def _dispatch(self, out: list[Frame]) -> None:
+        data = self._data
+        if not data:
+            # "If the data buffer is an empty string, set the data buffer and the event type
+            # buffer to the empty string and return."
+            self._event = None
+            return
+        n = len(data)
+        if n > 1 and not self._multiline_reported:
+            self._multiline_reported = True
+            self.log.fail("sse.data.single_line",
+                          f"frame {self._frames} splits its data over {n} data: lines",
+                          frame=self._frames)
+        frame = Frame(self._frames, data[0] if n == 1 else "\n".join(data), self._event,
+                      self._last_id, n, self._now)
+        self._frames += 1
+        out.append(frame)
+        self._data, self._data_size, self._event = [], 0, None
+
+
+def decode_all(body: bytes, log: FindingLog | None = None) -> tuple[list[Frame], FindingLog]:
+    """Decode a whole body at once (offline validation)."""
+    dec = SSEDecoder(log)
+    frames = dec.feed(body)
+    frames += dec.close()
+    return frames, dec.log

@@ -1,0 +1,458 @@
+"""Sans-IO stream checker: SSE frames in, findings out.
+
+Drivers (the scenario runner, ``respcheck validate``, locust users) feed it the frames the SSE
+decoder produced; it never does I/O. It implements the Responses streaming grammar:
+
+    response.created (sequence_number 0) -> response.in_progress ->
+      for each output item, in output_index order:
+        response.output_item.added
+          [ response.content_part.added -> <part deltas>* -> <part .done> -> response.content_part.done ]*
+          <other item events, e.g. function_call_arguments.delta* -> .done>
+        response.output_item.done
+    exactly one of response.completed | response.incomplete | response.failed, then nothing
+    (but ``data: [DONE]`` where the profile requires it).
+
+Which events accumulate into which (delta -> done) is data in specs/grammar.yaml; how the
+profiles differ (``[DONE]``, unknown events, event names, levels) is data in specs/profiles.
+The checks each branch raises are the ids in specs/checks.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.catalogue import Profile, load_grammar, load_profile
+from harness.findings import FindingLog
+from harness.response import check_response_object
+from harness.schemas import SchemaSet, schema_set
+from harness.sse import Frame
+
+# Checks every stream with at least one frame is judged on.
+_STREAM_CHECKS = (
+    "sse.data.json", "sse.event_field.matches_type", "sse.done_sentinel",
+    "schema.event", "schema.event.known_type",
+    "stream.first_event.created", "stream.created.in_progress", "stream.in_progress.present",
+    "stream.sequence.start_zero", "stream.sequence.contiguous", "stream.response_id.consistent",
+    "stream.terminal.present", "stream.terminal.single", "stream.terminal.status",
+)
+_ITEM_CHECKS = (
+    "stream.item.lifecycle", "stream.item.grammar", "stream.output_index.dense",
+    "stream.item_id.consistent", "stream.item.done_matches_added", "stream.output.matches_items",
+)
+
+
+@dataclass(slots=True)
+class _Part:
+    type: str
+    text_field: str | None
+    open: bool = True
+    text: str | None = None  # value of the part's .done event, once seen
+
+
+@dataclass(slots=True)
+class _Item:
+    id: Any
+    type: Any
+    output_index: int
+    open: bool = True
+    parts: list[_Part] = field(default_factory=list)
+    done: dict[str, Any] | None = None
+
+
+class StreamChecker:
+    """Judge one streamed response. ``headers()`` once, ``feed(frame)`` per frame, ``close()``."""
+
+    def __init__(self, profile: Profile | str = "openai", *, log: FindingLog | None = None,
+                 validate_schemas: bool = True) -> None:
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.log = log if log is not None else FindingLog()
+        self.schemas: SchemaSet | None = schema_set(self.profile.name) if validate_schemas else None
+        g = load_grammar()
+        self._terminal: dict[str, str] = g["terminal"]
+        self._lifecycle = set(g["lifecycle"])
+        self._acc: dict[str, dict[str, Any]] = g["accumulators"]
+        self._acc_done = {spec["done"]: (delta, spec) for delta, spec in self._acc.items()}
+        self._part_text_field: dict[str, str] = g["part_text_field"]
+        self._opaque = frozenset(g.get("opaque_item_fields") or ())
+        self._aliases = self.profile.event_aliases
+        self.events: list[dict[str, Any]] = []
+        self.final_response: dict[str, Any] | None = None
+        self.terminal_type: str | None = None
+        self._n = 0  # events seen (JSON frames, not [DONE])
+        self._last_seq: int | None = None
+        self._response_id: Any = None
+        self._items: list[_Item] = []
+        self._buffers: dict[tuple, list[str]] = {}
+        self._closed_keys: set[tuple] = set()
+        self._saw_in_progress = False
+        self._after_terminal = False
+        self._done_seen_at: int | None = None
+        self._pending_error: dict[str, Any] | None = None
+        self._started = False
+
+    # -- driver API ------------------------------------------------------------------------
+    def headers(self, status: int, content_type: str | None) -> None:
+        self.log.apply("sse.content_type")
+        ctype = (content_type or "").split(";")[0].strip().lower()
+        if ctype != "text/event-stream":
+            self.log.fail("sse.content_type",
+                          f"Content-Type is {content_type!r}, expected text/event-stream",
+                          expected="text/event-stream", actual=content_type)
+
+    def feed_all(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self.feed(frame)
+
+    def feed(self, frame: Frame) -> None:
+        log = self.log
+        if not self._started:
+            self._started = True
+            log.apply(*_STREAM_CHECKS)
+        if self._done_seen_at is not None:
+            log.fail("sse.done_sentinel", "a frame follows the data: [DONE] sentinel",
+                     frame=frame.index)
+        if frame.is_done:
+            self._done_seen_at = frame.index
+            return
+        try:
+            event = json.loads(frame.data)
+        except ValueError as exc:
+            log.fail("sse.data.json", f"data is not JSON: {exc}", frame=frame.index,
+                     actual=frame.data[:200])
+            return
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            log.fail("sse.data.json", "data is not a JSON object with a string `type`",
+                     frame=frame.index, actual=frame.data[:200])
+            return
+        etype = event["type"]
+        if frame.event != etype:
+            log.fail("sse.event_field.matches_type",
+                     f"event: field is {frame.event!r} but the JSON type is {etype!r}",
+                     frame=frame.index, expected=etype, actual=frame.event)
+        self.event(event, frame.index)
+
+    def event(self, event: dict[str, Any], index: int | None = None) -> None:
+        """Judge one decoded event (for drivers that already have JSON, e.g. WebSocket)."""
+        log = self.log
+        if not self._started:
+            self._started = True
+            log.apply(*_STREAM_CHECKS)
+        i = self._n if index is None else index
+        self._n += 1
+        self.events.append(event)
+        etype = self._aliases.get(event["type"], event["type"])
+        seq = event.get("sequence_number")
+        ev = {"frame": i, "sequence_number": seq, "event_type": etype}
+
+        # Ordering: first event, sequence numbers, nothing after the terminal event.
+        if self._n == 1:
+            if etype != "response.created":
+                log.fail("stream.first_event.created", f"first event is {etype!r}", **ev,
+                         expected="response.created", actual=etype)
+            if seq != 0:
+                log.fail("stream.sequence.start_zero", f"first sequence_number is {seq!r}",
+                         **ev, path="$.sequence_number", expected=0, actual=seq)
+        elif isinstance(seq, int) and isinstance(self._last_seq, int) and seq != self._last_seq + 1:
+            log.fail("stream.sequence.contiguous",
+                     f"sequence_number {seq} follows {self._last_seq}", **ev,
+                     path="$.sequence_number", expected=self._last_seq + 1, actual=seq)
+        if isinstance(seq, int):
+            self._last_seq = seq
+        if self._after_terminal:
+            log.fail("stream.terminal.single", f"{etype} arrives after the terminal event "
+                     f"{self.terminal_type}", **ev)
+        if self._pending_error is not None and etype != "response.failed":
+            log.fail("stream.error.then_failed", f"`error` event is followed by {etype}, "
+                     "not response.failed", **ev, expected="response.failed", actual=etype)
+        self._pending_error = None
+
+        # Schema.
+        schemas = self.schemas
+        if schemas is not None and not schemas.known_event(etype):
+            if not self._extension_allowed(etype):
+                log.fail("schema.event.known_type", f"event type {etype!r} is not in the spec",
+                         **ev)
+            return
+        if schemas is not None:
+            for err in schemas.validate_event(dict(event, type=etype) if etype != event["type"]
+                                              else event):
+                log.fail("schema.event", f"{etype}: {err.message}", **ev, path=err.path)
+
+        # Lifecycle / terminal.
+        if etype in self._lifecycle or etype in self._terminal:
+            self._lifecycle_event(etype, event, ev)
+        elif etype == "error":
+            log.apply("stream.error.then_failed")
+            self._pending_error = event
+        elif etype == "response.output_item.added":
+            self._item_added(event, ev)
+        elif etype == "response.output_item.done":
+            self._item_done(event, ev)
+        elif "output_index" in event or "item_id" in event:
+            self._item_event(etype, event, ev)
+
+    def close(self) -> None:
+        """End of stream: judge what must have happened by now."""
+        log = self.log
+        if not self._started:
+            log.apply("stream.terminal.present")
+            log.fail("stream.terminal.present", "the stream carried no events at all")
+            return
+        if self.terminal_type is None:
+            log.fail("stream.terminal.present",
+                     "the stream ended without response.completed/incomplete/failed",
+                     frame=self._n - 1, sequence_number=self._last_seq)
+        if self._pending_error is not None:
+            log.fail("stream.error.then_failed", "the stream ends after an `error` event "
+                     "without response.failed", sequence_number=self._pending_error.get(
+                         "sequence_number"))
+        if not self._saw_in_progress and self.terminal_type is not None:
+            log.fail("stream.in_progress.present", "no response.in_progress event was sent")
+        mode = self.profile.done_sentinel
+        if mode == "required" and self._done_seen_at is None:
+            log.fail("sse.done_sentinel", "the stream does not end with data: [DONE] "
+                     f"(profile {self.profile.name} requires it)")
+        elif mode == "forbidden" and self._done_seen_at is not None:
+            log.fail("sse.done_sentinel", f"data: [DONE] sent (profile {self.profile.name}: "
+                     "OpenAI's service sends none)", frame=self._done_seen_at)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _extension_allowed(self, etype: str) -> bool:
+        mode = self.profile.unknown_events
+        if mode == "allow":
+            return True
+        if mode == "allow_prefixed":
+            slug, sep, name = etype.partition(":")
+            return bool(sep and slug and name)
+        return False
+
+    def _lifecycle_event(self, etype: str, event: dict[str, Any], ev: dict[str, Any]) -> None:
+        log = self.log
+        response = event.get("response")
+        if not isinstance(response, dict):
+            return  # schema.event already reported it
+        rid = response.get("id")
+        if self._response_id is None:
+            self._response_id = rid
+        elif rid != self._response_id:
+            log.fail("stream.response_id.consistent", f"response id {rid!r} differs from "
+                     f"{self._response_id!r}", **ev, path="$.response.id",
+                     expected=self._response_id, actual=rid)
+        if etype == "response.created":
+            status, output = response.get("status"), response.get("output")
+            if status not in ("in_progress", "queued") or output not in ([], None):
+                log.fail("stream.created.in_progress", f"response.created has status {status!r}"
+                         f" and {len(output or [])} output items", **ev, path="$.response.status",
+                         expected="in_progress", actual=status)
+        elif etype == "response.in_progress":
+            self._saw_in_progress = True
+        elif etype in self._terminal:
+            self._terminal_event(etype, response, ev)
+
+    def _terminal_event(self, etype: str, response: dict[str, Any], ev: dict[str, Any]) -> None:
+        log = self.log
+        if self.terminal_type is not None:
+            log.fail("stream.terminal.single", f"second terminal event {etype} (first was "
+                     f"{self.terminal_type})", **ev)
+            return
+        self.terminal_type = etype
+        self._after_terminal = True
+        self.final_response = response
+        want = self._terminal[etype]
+        if response.get("status") != want:
+            log.fail("stream.terminal.status", f"{etype} carries status "
+                     f"{response.get('status')!r}", **ev, path="$.response.status",
+                     expected=want, actual=response.get("status"))
+        if not self._items and not response.get("output"):
+            return
+        log.apply(*_ITEM_CHECKS)
+        for item in self._items:
+            if item.open:
+                log.fail("stream.item.lifecycle", f"item {item.id!r} (output_index "
+                         f"{item.output_index}) was never closed by output_item.done", **ev)
+        output = response.get("output")
+        opaque = self._opaque
+        done_items = [item.done for item in self._items]
+        if isinstance(output, list) and opaque:
+            output = [{k: v for k, v in o.items() if k not in opaque} if isinstance(o, dict)
+                      else o for o in output]
+            done_items = [{k: v for k, v in o.items() if k not in opaque} if isinstance(o, dict)
+                          else o for o in done_items]
+        if output != done_items:
+            detail = self._first_difference(output, done_items)
+            log.fail("stream.output.matches_items", "terminal response.output differs from "
+                     f"the streamed items: {detail[0]}", **ev, path=detail[1])
+        # The final Response object itself (status/incomplete_details/usage rules).
+        check_response_object(response, log, evidence=ev, schemas=None, path_prefix="$.response")
+
+    @staticmethod
+    def _first_difference(output: Any, items: list[Any]) -> tuple[str, str]:
+        if not isinstance(output, list):
+            return "output is not a list", "$.response.output"
+        if len(output) != len(items):
+            return f"{len(output)} items in output, {len(items)} streamed", "$.response.output"
+        for i, (a, b) in enumerate(zip(output, items)):
+            if a != b:
+                if isinstance(a, dict) and isinstance(b, dict):
+                    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                    return (f"item {i} differs in {keys}",
+                            f"$.response.output[{i}].{keys[0]}" if keys else f"$.response.output[{i}]")
+                return f"item {i} differs", f"$.response.output[{i}]"
+        return "equal", "$.response.output"
+
+    # -- items -----------------------------------------------------------------------------
+    def _item_added(self, event: dict[str, Any], ev: dict[str, Any]) -> None:
+        log = self.log
+        log.apply(*_ITEM_CHECKS)
+        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        idx = event.get("output_index")
+        if idx != len(self._items):
+            log.fail("stream.output_index.dense", f"output_item.added has output_index {idx!r},"
+                     f" expected {len(self._items)}", **ev, path="$.output_index",
+                     expected=len(self._items), actual=idx)
+        if self._after_terminal:
+            return
+        self._items.append(_Item(item.get("id"), item.get("type"), len(self._items)))
+
+    def _find_item(self, event: dict[str, Any], ev: dict[str, Any]) -> _Item | None:
+        log = self.log
+        idx = event.get("output_index")
+        item = None
+        if isinstance(idx, int) and 0 <= idx < len(self._items):
+            item = self._items[idx]
+        elif "item_id" in event:
+            item = next((it for it in self._items if it.id == event["item_id"]), None)
+        if item is None:
+            log.fail("stream.item.lifecycle", f"{ev['event_type']} refers to output_index "
+                     f"{idx!r} / item_id {event.get('item_id')!r}, which was never added", **ev,
+                     path="$.output_index")
+            return None
+        if "item_id" in event and event["item_id"] != item.id:
+            log.fail("stream.item_id.consistent", f"item_id {event['item_id']!r} but the item "
+                     f"at output_index {item.output_index} is {item.id!r}", **ev,
+                     path="$.item_id", expected=item.id, actual=event["item_id"])
+        if isinstance(idx, int) and idx != item.output_index:
+            log.fail("stream.item_id.consistent", f"output_index {idx} but item {item.id!r} "
+                     f"was added at {item.output_index}", **ev, path="$.output_index",
+                     expected=item.output_index, actual=idx)
+        if not item.open:
+            log.fail("stream.item.lifecycle", f"{ev['event_type']} for item {item.id!r} "
+                     "after its output_item.done", **ev)
+        return item
+
+    def _item_done(self, event: dict[str, Any], ev: dict[str, Any]) -> None:
+        log = self.log
+        done = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item = self._find_item(event, ev)
+        if item is None or not item.open:
+            return
+        item.open = False
+        item.done = done
+        if done.get("id") != item.id or done.get("type") != item.type:
+            log.fail("stream.item.done_matches_added", f"output_item.done is {done.get('type')!r}"
+                     f" {done.get('id')!r}, added was {item.type!r} {item.id!r}", **ev,
+                     path="$.item.id", expected=item.id, actual=done.get("id"))
+        for n, part in enumerate(item.parts):
+            if part.open:
+                log.fail("stream.item.grammar", f"content part {n} of item {item.id!r} was "
+                         "never closed by content_part.done", **ev, path=f"$.item.content[{n}]")
+        content = done.get("content")
+        if item.parts and isinstance(content, list):
+            log.apply("stream.item.done_content")
+            if len(content) != len(item.parts):
+                log.fail("stream.item.done_content", f"output_item.done has {len(content)} "
+                         f"content parts, {len(item.parts)} were streamed", **ev,
+                         path="$.item.content", expected=len(item.parts), actual=len(content))
+            for n, (part, final) in enumerate(zip(item.parts, content)):
+                if part.text_field and part.text is not None and isinstance(final, dict) \
+                        and final.get(part.text_field) != part.text:
+                    log.fail("stream.item.done_content", f"content[{n}].{part.text_field} "
+                             "differs from the streamed text", **ev,
+                             path=f"$.item.content[{n}].{part.text_field}",
+                             expected=part.text[:200], actual=str(final.get(part.text_field))[:200])
+
+    def _item_event(self, etype: str, event: dict[str, Any], ev: dict[str, Any]) -> None:
+        log = self.log
+        item = self._find_item(event, ev)
+        if item is None:
+            return
+        if etype == "response.content_part.added":
+            log.apply("stream.content_index.dense")
+            ci = event.get("content_index")
+            if ci != len(item.parts):
+                log.fail("stream.content_index.dense", f"content_part.added has content_index "
+                         f"{ci!r}, expected {len(item.parts)}", **ev, path="$.content_index",
+                         expected=len(item.parts), actual=ci)
+            ptype = (event.get("part") or {}).get("type")
+            item.parts.append(_Part(ptype, self._part_text_field.get(ptype)))
+        elif etype == "response.content_part.done":
+            log.apply("stream.part.done_matches")
+            part = self._part(item, event, ev)
+            if part is None:
+                return
+            if not part.open:
+                log.fail("stream.item.grammar", "second content_part.done for content_index "
+                         f"{event.get('content_index')}", **ev)
+            part.open = False
+            final = event.get("part") or {}
+            if part.text_field and part.text is not None and final.get(part.text_field) != part.text:
+                log.fail("stream.part.done_matches", f"content_part.done {part.text_field} "
+                         "differs from the text of the part's .done event", **ev,
+                         path=f"$.part.{part.text_field}", expected=part.text[:200],
+                         actual=str(final.get(part.text_field))[:200])
+        elif etype in self._acc:
+            self._delta(etype, self._acc[etype], item, event, ev)
+        elif etype in self._acc_done:
+            delta_type, spec = self._acc_done[etype]
+            self._done(etype, spec, item, event, ev)
+
+    def _part(self, item: _Item, event: dict[str, Any], ev: dict[str, Any]) -> _Part | None:
+        ci = event.get("content_index")
+        if not isinstance(ci, int) or not 0 <= ci < len(item.parts):
+            self.log.fail("stream.item.grammar", f"{ev['event_type']} for content_index {ci!r},"
+                          " which no content_part.added opened", **ev, path="$.content_index")
+            return None
+        return item.parts[ci]
+
+    def _key(self, spec: dict[str, Any], event: dict[str, Any]) -> tuple:
+        return (spec["done"],) + tuple(event.get(k) for k in spec["key"])
+
+    def _delta(self, etype, spec, item: _Item, event, ev) -> None:
+        log = self.log
+        log.apply("stream.delta.accumulates")
+        if "part" in spec:
+            part = self._part(item, event, ev)
+            if part is not None and not part.open:
+                log.fail("stream.item.grammar", f"{etype} after content_part.done", **ev)
+        key = self._key(spec, event)
+        if key in self._closed_keys:
+            log.fail("stream.item.grammar", f"{etype} after its {spec['done']}", **ev)
+        delta = event.get("delta")
+        if isinstance(delta, str):
+            self._buffers.setdefault(key, []).append(delta)
+
+    def _done(self, etype, spec, item: _Item, event, ev) -> None:
+        log = self.log
+        log.apply("stream.delta.accumulates")
+        key = self._key(spec, event)
+        if key in self._closed_keys:
+            log.fail("stream.item.grammar", f"second {etype} for the same key", **ev)
+        self._closed_keys.add(key)
+        chunks = self._buffers.pop(key, None)
+        value = event.get(spec["done_field"])
+        if chunks is not None:
+            joined = "".join(chunks)
+            if value != joined:
+                log.fail("stream.delta.accumulates", f"{etype}.{spec['done_field']} is not the "
+                         f"concatenation of its {len(chunks)} deltas", **ev,
+                         path=f"$.{spec['done_field']}", expected=joined[:200],
+                         actual=str(value)[:200])
+        if "part" in spec:
+            part = self._part(item, event, ev)
+            if part is not None:
+                if not part.open:
+                    log.fail("stream.item.grammar", f"{etype} after content_part.done", **ev)
+                if isinstance(value, str):
+                    part.text = value

@@ -1,0 +1,113 @@
+"""One scenario's exchanges with the server, exactly as they happened, as JSONL.
+
+Each line is one record: ``request``, ``response`` (status and headers), ``chunk`` (bytes as
+they arrived, with their arrival time), ``end`` (how the exchange ended), and last, for a
+reader's convenience, ``findings``. The chunks are the raw bytes: a transcript re-judged later
+(``respcheck validate``) gets the same verdict as the live run, byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REDACTED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "set-cookie"})
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One HTTP request and everything that came back."""
+
+    step: str
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: bytes
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[tuple[float, bytes]] = field(default_factory=list)  # (seconds since start, data)
+    t_headers: float | None = None
+    t_end: float | None = None
+    error: str | None = None  # transport failure: connect error, deadline, cap
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(c for _, c in self.chunks)
+
+    @property
+    def content_type(self) -> str | None:
+        return self.response_headers.get("content-type")
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def records(self) -> list[dict[str, Any]]:
+        headers = {k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v)
+                   for k, v in self.request_headers.items()}
+        out: list[dict[str, Any]] = [{
+            "kind": "request", "step": self.step, "method": self.method, "url": self.url,
+            "headers": headers, **_encode(self.request_body, "body"),
+        }]
+        if self.status is not None:
+            out.append({"kind": "response", "step": self.step, "status": self.status,
+                        "headers": self.response_headers, "t": self.t_headers})
+        out += [{"kind": "chunk", "step": self.step, "t": round(t, 6), **_encode(data, "data")}
+                for t, data in self.chunks]
+        out.append({"kind": "end", "step": self.step, "t": self.t_end, "error": self.error})
+        return out
+
+
+def _encode(data: bytes, key: str) -> dict[str, str]:
+    try:
+        return {key: data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {key + "_b64": base64.b64encode(data).decode("ascii")}
+
+
+def _decode(record: dict[str, Any], key: str) -> bytes:
+    if key in record:
+        return record[key].encode("utf-8")
+    if key + "_b64" in record:
+        return base64.b64decode(record[key + "_b64"])
+    return b""
+
+
+def write_transcript(path: Path, exchanges: list[Exchange],
+                     findings: list[dict[str, Any]] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for ex in exchanges:
+            for rec in ex.records():
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        if findings is not None:
+            fh.write(json.dumps({"kind": "findings", "items": findings}, ensure_ascii=False) + "\n")
+
+
+def read_transcript(path: Path) -> list[Exchange]:
+    exchanges: list[Exchange] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            kind = rec.get("kind")
+            if kind == "request":
+                exchanges.append(Exchange(rec["step"], rec["method"], rec["url"],
+                                          rec.get("headers", {}), _decode(rec, "body")))
+            elif kind == "response" and exchanges:
+                exchanges[-1].status = rec["status"]
+                exchanges[-1].response_headers = rec.get("headers", {})
+                exchanges[-1].t_headers = rec.get("t")
+            elif kind == "chunk" and exchanges:
+                exchanges[-1].chunks.append((rec.get("t") or 0.0, _decode(rec, "data")))
+            elif kind == "end" and exchanges:
+                exchanges[-1].t_end = rec.get("t")
+                exchanges[-1].error = rec.get("error")
+    return exchanges

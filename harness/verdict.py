@@ -1,0 +1,122 @@
+"""Judge one exchange: the same code for a live run, a saved transcript and ``respcheck validate``.
+
+An exchange is one of three things, decided by what came back, not by what was asked:
+an event stream (Content-Type text/event-stream, or a 2xx answer to ``stream: true``), a JSON
+Response object (another 2xx), or an HTTP error (4xx/5xx). Each goes to its checker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harness.catalogue import Profile, load_profile
+from harness.findings import FindingLog
+from harness.response import check_error_body, check_response_object
+from harness.schemas import schema_set
+from harness.sse import SSEDecoder
+from harness.stream import StreamChecker
+from harness.transcript import Exchange
+
+
+@dataclass(slots=True)
+class Judged:
+    """What the checkers made of one exchange."""
+
+    log: FindingLog
+    kind: str  # "stream" | "json" | "error" | "transport"
+    response: dict[str, Any] | None = None  # the final Response object, if any
+    error: dict[str, Any] | None = None  # the error envelope's body, if any
+    events: list[dict[str, Any]] | None = None
+    terminal_type: str | None = None
+
+
+def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
+                      content_type: str | None = "text/event-stream",
+                      chunks: list[bytes] | None = None, log: FindingLog | None = None) -> Judged:
+    """Judge a raw text/event-stream body (optionally as the chunks it arrived in)."""
+    log = log if log is not None else FindingLog()
+    decoder = SSEDecoder(log)
+    checker = StreamChecker(profile, log=log)
+    checker.headers(200, content_type)
+    for data in chunks if chunks is not None else [body]:
+        for frame in decoder.feed(data):
+            checker.feed(frame)
+    for frame in decoder.close():
+        checker.feed(frame)
+    checker.close()
+    return Judged(log, "stream", checker.final_response, events=checker.events,
+                  terminal_type=checker.terminal_type)
+
+
+def judge_json_body(obj: Any, profile: Profile | str = "openai", *,
+                    log: FindingLog | None = None) -> Judged:
+    """Judge a non-streamed Response object."""
+    log = log if log is not None else FindingLog()
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    check_response_object(obj, log, schemas=schema_set(prof.name))
+    return Judged(log, "json", obj if isinstance(obj, dict) else None)
+
+
+def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
+                   expect_stream: bool = False) -> Judged:
+    log = FindingLog()
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    if ex.status is None:
+        log.apply("transport.reachable")
+        log.fail("transport.reachable", f"no HTTP response: {ex.error}", actual=ex.error)
+        return Judged(log, "transport")
+    log.apply("transport.reachable")
+    ctype = (ex.content_type or "").split(";")[0].strip().lower()
+    if ex.status >= 400:
+        body = ex.json()
+        check_error_body(body, log, schemas=schema_set(prof.name))
+        return Judged(log, "error", error=body if isinstance(body, dict) else None)
+    if ctype == "text/event-stream" or expect_stream:
+        judged = judge_stream_body(ex.body, prof, content_type=ex.content_type,
+                                   chunks=[c for _, c in ex.chunks], log=log)
+        if ex.error:
+            log.apply("sse.limits")
+            log.fail("sse.limits", ex.error)
+        return judged
+    if ex.error:
+        log.fail("transport.reachable", ex.error)
+    obj = ex.json()
+    if obj is None:
+        log.apply("schema.response")
+        log.fail("schema.response", f"the {ex.status} body is not JSON "
+                 f"(Content-Type {ex.content_type!r})", actual=ex.body[:200].decode("utf-8", "replace"))
+        return Judged(log, "json")
+    return judge_json_body(obj, prof, log=log)
+
+
+def judge_file(data: bytes, profile: Profile | str = "openai") -> Judged:
+    """``respcheck validate``: a file holding either a raw event-stream body or a JSON Response.
+    JSON Lines of events (one event's JSON per line, as in recorded fixtures) are accepted too
+    and framed as OpenAI frames them (``event: <type>`` + ``data:``)."""
+    stripped = data.lstrip()
+    if stripped.startswith(b"{"):
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return judge_stream_body(events_to_sse(data), profile)
+        if isinstance(obj, dict) and "error" in obj and "object" not in obj:
+            log = FindingLog()
+            prof = load_profile(profile) if isinstance(profile, str) else profile
+            check_error_body(obj, log, schemas=schema_set(prof.name))
+            return Judged(log, "error", error=obj)
+        return judge_json_body(obj, profile)
+    return judge_stream_body(data, profile)
+
+
+def events_to_sse(jsonl: bytes) -> bytes:
+    """Frame one-event-per-line JSON as an SSE body, as OpenAI's service frames it."""
+    out = bytearray()
+    for line in jsonl.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        etype = json.loads(line).get("type", "")
+        out += b"event: " + etype.encode() + b"\ndata: " + line + b"\n\n"
+    return bytes(out)
