@@ -1,0 +1,161 @@
+"""Run scenarios against a target: send each step, judge it, turn findings into result rows.
+
+One run = a list of scenarios x one target -> ``summary`` (the DESIGN.md output contract) and
+one transcript per scenario. Checks that a scenario never evaluated produce no row: only a
+check that was judged can pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.catalogue import Catalogue, load_catalogue
+from harness.client import Transport
+from harness.expect import check_step, is_clean_refusal, status_matches
+from harness.findings import FAIL, LEVELS, PASS, SKIP, UNSUPPORTED, CheckResult, FindingLog
+from harness.scenario import Scenario
+from harness.targets import Target
+from harness.transcript import Exchange, write_transcript
+from harness.verdict import Judged, judge_exchange
+
+# Checks whose level a scenario may lower (its own expectations, not protocol rules).
+EXPECTATION_CHECKS = frozenset({
+    "response.accepted", "response.status.expected", "response.echo",
+    "response.stream_equivalent", "errors.status", "errors.param", "errors.not_streamed",
+})
+
+
+@dataclass(slots=True)
+class ScenarioOutcome:
+    scenario: Scenario
+    status: str
+    results: list[CheckResult]
+    exchanges: list[Exchange] = field(default_factory=list)
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def to_dict(self, transcript: str | None) -> dict[str, Any]:
+        return {"id": self.scenario.id, "title": self.scenario.title,
+                "feature": self.scenario.feature, "status": self.status,
+                "duration_s": round(self.duration_s, 4), "transcript": transcript,
+                "error": self.error}
+
+
+def _level(catalogue: Catalogue, check: str, scenario: Scenario) -> str:
+    level = catalogue.level(check)
+    if check in EXPECTATION_CHECKS and LEVELS.index(scenario.level) > LEVELS.index(level):
+        return scenario.level
+    return level
+
+
+def _rows(scenario: Scenario, log: FindingLog, catalogue: Catalogue, transcript: str,
+          *, unsupported: set[str] = frozenset()) -> list[CheckResult]:
+    first = {}
+    for f in log.findings:
+        first.setdefault(f.check, f)
+    rows = []
+    for check in sorted(log.applied | unsupported):
+        meta = catalogue.check(check)
+        level = _level(catalogue, check, scenario)
+        if check in unsupported:
+            rows.append(CheckResult(scenario.id, check, level, meta.feature, UNSUPPORTED,
+                                    "the server refused the request with a clean 4xx error",
+                                    {}, transcript))
+        elif check in first:
+            f = first[check]
+            n = log.counts.get(check, 1)
+            msg = f.message + (f" (and {n - 1} more)" if n > 1 else "")
+            rows.append(CheckResult(scenario.id, check, level, meta.feature, FAIL, msg,
+                                    dict(f.evidence, step=f.evidence.get("step")), transcript))
+        else:
+            rows.append(CheckResult(scenario.id, check, level, meta.feature, PASS, "", {},
+                                    transcript))
+    return rows
+
+
+def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
+                 profile: str, catalogue: Catalogue) -> ScenarioOutcome:
+    start = time.monotonic()
+    log = FindingLog()
+    exchanges: list[Exchange] = []
+    judged_by_step: dict[str, Judged] = {}
+    unsupported: set[str] = set()
+    for step in scenario.steps:
+        body, headers = step.render(target.model)
+        ex = transport.request(step.name, step.method, step.path, body=body, headers=headers)
+        exchanges.append(ex)
+        judged = judge_exchange(ex, profile, expect_stream=step.stream)
+        step_log = judged.log
+        for f in step_log.findings:
+            f.evidence.setdefault("step", step.name)
+        if scenario.refusable and status_matches(step.expect.get("status", 200), 200) \
+                and is_clean_refusal(ex, judged):
+            log.extend(step_log)
+            unsupported.add("response.accepted")
+            break
+        check_step(step, ex, judged, step_log, judged_by_step)
+        for f in step_log.findings:
+            f.evidence.setdefault("step", step.name)
+        log.extend(step_log)
+        judged_by_step[step.name] = judged
+        if ex.status is None:
+            break  # the server is gone; later steps would only repeat the same failure
+    rows = _rows(scenario, log, catalogue, f"transcripts/{scenario.transcript_name}",
+                 unsupported=unsupported)
+    if any(r.status == FAIL and r.level == "MUST" for r in rows):
+        status = FAIL
+    elif unsupported:
+        status = UNSUPPORTED
+    elif any(r.status == FAIL for r in rows):
+        status = FAIL
+    else:
+        status = PASS
+    return ScenarioOutcome(scenario, status, rows, exchanges, time.monotonic() - start)
+
+
+def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report_dir: Path,
+              skip: Callable[[Scenario], str | None] = lambda s: None,
+              progress: Callable[[int, int, ScenarioOutcome], None] | None = None,
+              deadline_s: float | None = None) -> dict[str, Any]:
+    """Run every scenario; write transcripts under report_dir; return the summary dict."""
+    catalogue = load_catalogue(profile)
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+    outcomes: list[ScenarioOutcome] = []
+    kwargs = {"deadline_s": deadline_s} if deadline_s else {}
+    with Transport(target.base_url, api_key=target.api_key, **kwargs) as transport:
+        for n, scenario in enumerate(scenarios):
+            reason = skip(scenario)
+            if reason:
+                out = ScenarioOutcome(scenario, SKIP, [CheckResult(
+                    scenario.id, "response.accepted", scenario.level, scenario.feature, SKIP,
+                    reason)], error=None)
+            else:
+                out = run_scenario(scenario, target, transport, profile=profile,
+                                   catalogue=catalogue)
+                findings = [r.to_dict() for r in out.results if r.status == FAIL]
+                write_transcript(report_dir / "transcripts" / scenario.transcript_name,
+                                 out.exchanges, findings)
+            outcomes.append(out)
+            if progress:
+                progress(n + 1, len(scenarios), out)
+    results = [r.to_dict() for out in outcomes for r in out.results]
+    totals = {s: 0 for s in (PASS, FAIL, UNSUPPORTED, SKIP)}
+    for r in results:
+        totals[r["status"]] += 1
+    return {
+        "tool": "respcheck", "version": __version__, "profile": profile,
+        "target": target.to_dict(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - t0, 3),
+        "totals": totals,
+        "results": results,
+        "scenarios": [o.to_dict(None if o.status == SKIP else
+                                f"transcripts/{o.scenario.transcript_name}") for o in outcomes],
+    }

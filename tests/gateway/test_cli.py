@@ -1,0 +1,25 @@
+"""``python -m reference_gateway``: bad arguments are one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from reference_gateway.__main__ import main
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--port", "abc"], "--port"),
+        (["--port", "70000"], "--port"),
+        (["--upstream", "ftp://example.com/v1"], "upstream_url"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--timeout", "0"], "timeouts"),
+        (["--frobnicate"], "--frobnicate"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, says):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "--help" in err
