@@ -74,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.flush()
 
     try:
-        with open_target(args.target, model=args.model, api_key=args.api_key) as target:
+        with open_target(args.target, model=args.model, api_key=args.api_key,
+                         profile=args.profile) as target:
             out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
                       f"{target.name} ({target.base_url}, model {target.model}), "
                       f"profile {args.profile}\n")

@@ -122,7 +122,8 @@ def _session_target(config: pytest.Config):
 
         cm = open_target(config.getoption("--respcheck-target"),
                          model=config.getoption("--respcheck-model"),
-                         api_key=config.getoption("--respcheck-api-key"))
+                         api_key=config.getoption("--respcheck-api-key"),
+                         profile=config.getoption("--respcheck-profile"))
         target = cm.__enter__()
         config._respcheck_target_cm = cm  # type: ignore[attr-defined]
         config._respcheck_target = target  # type: ignore[attr-defined]

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from harness.catalogue import load_profile
+
 # How long a preflight GET /models may take before the target is declared unreachable.
 PREFLIGHT_TIMEOUT_S = 10.0
 EMBEDDED_MODEL = "mock-1"
@@ -61,13 +63,18 @@ def _discover_model(base_url: str, api_key: str | None) -> str:
 
 @contextlib.contextmanager
 def open_target(url: str | None = None, *, model: str | None = None,
-                api_key: str | None = None, name: str | None = None) -> Iterator[Target]:
-    """Yield a ready Target; start (and afterwards stop) the embedded one when url is None."""
+                api_key: str | None = None, name: str | None = None,
+                profile: str = "openai") -> Iterator[Target]:
+    """Yield a ready Target; start (and afterwards stop) the embedded one when url is None.
+
+    The embedded gateway is configured for the profile being judged: where the profile
+    requires the ``data: [DONE]`` sentinel, the gateway sends it (``--done-sentinel``)."""
     if url is None or url == "reference":
         from reference_gateway.launch import start_embedded
 
+        done = load_profile(profile).done_sentinel == "required"
         try:
-            embedded = start_embedded()
+            embedded = start_embedded(done_sentinel=done)
         except (RuntimeError, OSError) as exc:
             raise TargetError(f"could not start the embedded reference gateway: {exc}") from None
         try:
