@@ -60,7 +60,7 @@ def check_step(step: Step, ex: Exchange, judged: Judged, log: FindingLog,
         if not status_matches(want, ex.status):
             log.fail("errors.status", f"expected HTTP {want}, got {ex.status}", expected=want,
                      actual=ex.status)
-        if "error_param" in exp:
+        if "error_param" in exp and ex.status >= 400:
             log.apply("errors.param")
             err = (judged.error or {}).get("error") if isinstance(judged.error, dict) else None
             param = err.get("param") if isinstance(err, dict) else None
