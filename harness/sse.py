@@ -49,6 +49,9 @@ class SSEDecoder:
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._buf = ""  # undecoded-to-lines text
         self._data: list[str] = []
+        # Characters of the frame being built: its lines, field names and line ends included,
+        # so that a partial line (counted in _lines) never weighs more than the complete line
+        # it becomes, and the cap's verdict does not depend on where the chunks end.
         self._data_size = 0
         self._event: str | None = None
         self._last_id: str | None = None
@@ -58,6 +61,8 @@ class SSEDecoder:
         self._saw_cr = False
         self._multiline_reported = False
         self._overflow = False
+        self._discard = False  # after an overflow: drop lines until the frame's blank line
+        self._skip_line = False  # after an overflow mid-line: drop the rest of that line
         self._now: float | None = None
         self.comments = 0
         self.log.apply("sse.utf8", "sse.frame.terminated", "sse.line_endings.lf",
@@ -70,7 +75,7 @@ class SSEDecoder:
         try:
             text = self._decoder.decode(data)
         except UnicodeDecodeError as exc:
-            text = self._recover_utf8(data, exc)
+            return self._recover_utf8(exc, final=False)
         return self._lines(text, final=False)
 
     def close(self) -> list[Frame]:
@@ -79,8 +84,9 @@ class SSEDecoder:
         try:
             text = self._decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
-            text = self._recover_utf8(b"", exc)
-        frames = self._lines(text, final=True)
+            frames = self._recover_utf8(exc, final=True)
+        else:
+            frames = self._lines(text, final=True)
         if self._data or self._buf.strip():
             self.log.fail(
                 "sse.frame.terminated",
@@ -92,12 +98,19 @@ class SSEDecoder:
         return frames
 
     # -- internals -------------------------------------------------------------------------
-    def _recover_utf8(self, data: bytes, exc: UnicodeDecodeError) -> str:
+    def _recover_utf8(self, exc: UnicodeDecodeError, *, final: bool) -> list[Frame]:
+        # ``exc.object`` is what the decoder was decoding: the bytes it held back from the
+        # previous chunk (a multi-byte character split across chunks) plus this chunk. Re-decode
+        # all of it, or a valid character straddling the chunk boundary is lost; the offset is
+        # measured from its start. The valid prefix is framed first, so that the finding
+        # names the frame the bad byte is in.
+        pending, start = exc.object, max(exc.start, 0)
+        out = self._lines(pending[:start].decode("utf-8"), final=False)
         self.log.fail("sse.utf8", f"invalid UTF-8 in the event stream: {exc.reason}",
-                      byte_offset=self._bytes - len(data) + max(exc.start, 0), frame=self._frames)
+                      byte_offset=self._bytes - len(pending) + start, frame=self._frames)
         # Continue as a browser would: "decoded using UTF-8 decode" replaces bad bytes.
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        return self._decoder.decode(data)
+        return out + self._lines(self._decoder.decode(pending[start:], final), final=final)
 
     def _lines(self, text: str, *, final: bool) -> list[Frame]:
         buf = self._buf + text
@@ -120,29 +133,40 @@ class SSEDecoder:
             if buf.endswith("\r") and not final:
                 buf, held = buf[:-1], "\r"
             buf = buf.replace("\r\n", "\n").replace("\r", "\n")
-        start = 0
-        find = buf.find
+        if self._skip_line:
+            # The rest of a line that overflowed the cap: it is not the start of a new line.
+            end = buf.find("\n")
+            buf = "" if end < 0 else buf[end + 1:]
+            self._skip_line = end < 0
+        lines = buf.split("\n")  # one C call; the last piece is the unterminated rest
+        rest = lines.pop()
         line = self._line
-        while True:
-            end = find("\n", start)
-            if end < 0:
-                break
-            line(buf[start:end], out)
-            start = end + 1
-        rest = buf[start:]
+        for text_line in lines:
+            line(text_line, out)
         if len(rest) + self._data_size > self.max_frame_bytes:
             self._overflowed(len(rest))
             rest = ""
+            self._skip_line = True
         self._buf = rest + held
         return out
 
     def _line(self, line: str, out: list[Frame]) -> None:
         if not line:
+            if self._discard:  # the blank line ending the frame that overflowed
+                self._discard = False
+                self._event = None
+                return
             self._dispatch(out)
+            return
+        if self._discard:
             return
         if line[0] == ":":
             # "If the line starts with a U+003A COLON character (:) — Ignore the line."
             self.comments += 1
+            return
+        self._data_size += len(line) + 1
+        if self._data_size > self.max_frame_bytes:
+            self._overflowed(0)
             return
         colon = line.find(":")
         if colon < 0:
@@ -153,9 +177,6 @@ class SSEDecoder:
                 value = value[1:]
         if field == "data":
             self._data.append(value)
-            self._data_size += len(value)
-            if self._data_size > self.max_frame_bytes:
-                self._overflowed(0)
         elif field == "event":
             self._event = value
         elif field == "id":
@@ -170,13 +191,14 @@ class SSEDecoder:
                           f"a frame grew past {self.max_frame_bytes} bytes without a blank line",
                           frame=self._frames, byte_offset=self._bytes)
         self._data, self._data_size, self._event = [], 0, None
+        self._discard = True
 
     def _dispatch(self, out: list[Frame]) -> None:
         data = self._data
         if not data:
             # "If the data buffer is an empty string, set the data buffer and the event type
             # buffer to the empty string and return."
-            self._event = None
+            self._event, self._data_size = None, 0
             return
         n = len(data)
         if n > 1 and not self._multiline_reported:

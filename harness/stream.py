@@ -69,6 +69,9 @@ class StreamChecker:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self.log = log if log is not None else FindingLog()
         self.schemas: SchemaSet | None = schema_set(self.profile.name) if validate_schemas else None
+        # Without schemas, schema.* is not judged, so it must not be reported as applied.
+        self._stream_checks = _STREAM_CHECKS if validate_schemas else tuple(
+            c for c in _STREAM_CHECKS if not c.startswith("schema."))
         g = load_grammar()
         self._terminal: dict[str, str] = g["terminal"]
         self._lifecycle = set(g["lifecycle"])
@@ -77,6 +80,7 @@ class StreamChecker:
         self._part_text_field: dict[str, str] = g["part_text_field"]
         self._opaque = frozenset(g.get("opaque_item_fields") or ())
         self._aliases = self.profile.event_aliases
+        self._validators: dict[str, Any] = {}  # event type -> compiled validator (None: unknown)
         self.events: list[dict[str, Any]] = []
         self.final_response: dict[str, Any] | None = None
         self.terminal_type: str | None = None
@@ -109,7 +113,7 @@ class StreamChecker:
         log = self.log
         if not self._started:
             self._started = True
-            log.apply(*_STREAM_CHECKS)
+            log.apply(*self._stream_checks)
         if self._done_seen_at is not None:
             log.fail("sse.done_sentinel", "a frame follows the data: [DONE] sentinel",
                      frame=frame.index)
@@ -138,7 +142,7 @@ class StreamChecker:
         log = self.log
         if not self._started:
             self._started = True
-            log.apply(*_STREAM_CHECKS)
+            log.apply(*self._stream_checks)
         i = self._n if index is None else index
         self._n += 1
         self.events.append(event)
@@ -168,17 +172,24 @@ class StreamChecker:
                      "not response.failed", **ev, expected="response.failed", actual=etype)
         self._pending_error = None
 
-        # Schema.
+        # Schema. The validator is looked up once per event type per stream (the hot path:
+        # SchemaSet.validate_event would rebuild its cache key on every event); only an
+        # invalid event goes back through validate_event for its error list.
         schemas = self.schemas
-        if schemas is not None and not schemas.known_event(etype):
-            if not self._extension_allowed(etype):
-                log.fail("schema.event.known_type", f"event type {etype!r} is not in the spec",
-                         **ev)
-            return
         if schemas is not None:
-            for err in schemas.validate_event(dict(event, type=etype) if etype != event["type"]
-                                              else event):
-                log.fail("schema.event", f"{etype}: {err.message}", **ev, path=err.path)
+            validator = self._validators.get(etype, self)
+            if validator is self:
+                validator = self._validators[etype] = (schemas.event_validator(etype)
+                                                       if schemas.known_event(etype) else None)
+            if validator is None:
+                if not self._extension_allowed(etype):
+                    log.fail("schema.event.known_type", f"event type {etype!r} is not in the "
+                             "spec", **ev)
+                return
+            checked = dict(event, type=etype) if etype != event["type"] else event
+            if not validator.is_valid(checked):
+                for err in schemas.validate_event(checked):
+                    log.fail("schema.event", f"{etype}: {err.message}", **ev, path=err.path)
 
         # Lifecycle / terminal.
         if etype in self._lifecycle or etype in self._terminal:
@@ -265,8 +276,14 @@ class StreamChecker:
             log.fail("stream.terminal.status", f"{etype} carries status "
                      f"{response.get('status')!r}", **ev, path="$.response.status",
                      expected=want, actual=response.get("status"))
-        if not self._items and not response.get("output"):
-            return
+        if self._items or response.get("output"):
+            self._terminal_items(response, ev)
+        # The final Response object itself (status/incomplete_details/usage rules), whether or
+        # not it has output (an incomplete or failed response often has none).
+        check_response_object(response, log, evidence=ev, schemas=None, path_prefix="$.response")
+
+    def _terminal_items(self, response: dict[str, Any], ev: dict[str, Any]) -> None:
+        log = self.log
         log.apply(*_ITEM_CHECKS)
         for item in self._items:
             if item.open:
@@ -284,8 +301,6 @@ class StreamChecker:
             detail = self._first_difference(output, done_items)
             log.fail("stream.output.matches_items", "terminal response.output differs from "
                      f"the streamed items: {detail[0]}", **ev, path=detail[1])
-        # The final Response object itself (status/incomplete_details/usage rules).
-        check_response_object(response, log, evidence=ev, schemas=None, path_prefix="$.response")
 
     @staticmethod
     def _first_difference(output: Any, items: list[Any]) -> tuple[str, str]:
@@ -416,17 +431,18 @@ class StreamChecker:
             return None
         return item.parts[ci]
 
-    def _key(self, spec: dict[str, Any], event: dict[str, Any]) -> tuple:
-        return (spec["done"],) + tuple(event.get(k) for k in spec["key"])
+    @staticmethod
+    def _key(spec: dict[str, Any], event: dict[str, Any]) -> tuple:
+        return (spec["done"], *map(event.get, spec["key"]))
 
     def _delta(self, etype, spec, item: _Item, event, ev) -> None:
         log = self.log
-        log.apply("stream.delta.accumulates")
+        log.applied.add("stream.delta.accumulates")  # once per delta: the hot path
         if "part" in spec:
             part = self._part(item, event, ev)
             if part is not None and not part.open:
                 log.fail("stream.item.grammar", f"{etype} after content_part.done", **ev)
-        key = self._key(spec, event)
+        key = (spec["done"], *map(event.get, spec["key"]))  # self._key, inlined
         if key in self._closed_keys:
             log.fail("stream.item.grammar", f"{etype} after its {spec['done']}", **ev)
         delta = event.get("delta")
