@@ -20,6 +20,8 @@ The checks each branch raises are the ids in specs/checks.yaml.
 from __future__ import annotations
 
 import json
+
+import orjson
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +123,7 @@ class StreamChecker:
             self._done_seen_at = frame.index
             return
         try:
-            event = json.loads(frame.data)
+            event = orjson.loads(frame.data)
         except ValueError as exc:
             log.fail("sse.data.json", f"data is not JSON: {exc}", frame=frame.index,
                      actual=frame.data[:200])
