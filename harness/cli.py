@@ -165,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         return cmd_validate(args)
-    except UsageError as exc:
-        print(f"respcheck: error: {exc}", file=sys.stderr)
+    except UsageError as exc:  # the contract: one line on stderr
+        print(f"respcheck: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     except SpecError as exc:
-        print(f"respcheck: error: specs/ is inconsistent: {exc}", file=sys.stderr)
+        print(f"respcheck: error: specs/ is inconsistent: {' '.join(str(exc).split())}",
+              file=sys.stderr)
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
         print("respcheck: interrupted", file=sys.stderr)

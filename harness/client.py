@@ -35,6 +35,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.deadline_s = deadline_s
+        self.read_timeout_s = read_timeout_s
         self.max_body_bytes = max_body_bytes
         self._client = httpx.Client(
             timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S),
@@ -61,9 +62,15 @@ class Transport:
         hdrs.update(headers or {})
         ex = Exchange(step, method, url, hdrs, body or b"")
         deadline = deadline_s if deadline_s is not None else self.deadline_s
+        # The deadline is checked as bytes arrive; a server that goes silent (before or after
+        # its headers) is cut off by the read timeout, so that may not outlast the deadline.
+        # Worst case for one exchange: about twice the deadline (silence just before it).
+        timeout = httpx.Timeout(min(self.read_timeout_s, deadline),
+                                connect=min(CONNECT_TIMEOUT_S, deadline))
         start = time.monotonic()
         try:
-            with self._client.stream(method, url, content=body, headers=hdrs) as resp:
+            with self._client.stream(method, url, content=body, headers=hdrs,
+                                     timeout=timeout) as resp:
                 ex.t_headers = time.monotonic() - start
                 ex.status = resp.status_code
                 ex.response_headers = {k.lower(): v for k, v in resp.headers.items()}

@@ -68,10 +68,16 @@ class ScenarioItem(pytest.Item):
             return "\n".join(
                 f"{r.level} {r.check}: {r.message}  evidence={json.dumps(r.evidence)}"
                 for r in excinfo.value.results)
+        if isinstance(excinfo.value, TargetUnavailable):
+            return f"respcheck: {excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
         return self.scenario.source, 0, f"scenario {self.scenario.id}"
+
+
+class TargetUnavailable(Exception):
+    """The target could not be opened (unreachable, no model); every item fails with this."""
 
 
 class ScenarioFailure(Exception):
@@ -81,13 +87,18 @@ class ScenarioFailure(Exception):
 
 
 class SuiteCollector(pytest.Collector):
-    def __init__(self, *, scenarios, **kwargs) -> None:
+    def __init__(self, *, scenario_dir: str | None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._scenarios = scenarios
+        self._scenario_dir = scenario_dir
 
     def collect(self):
-        for sc in self._scenarios:
-            yield ScenarioItem.from_parent(self, name=sc.id, scenario=sc)
+        from harness.scenario import ScenarioError, load_scenarios
+
+        try:
+            scenarios = load_scenarios(Path(self._scenario_dir) if self._scenario_dir else None)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        return [ScenarioItem.from_parent(self, name=sc.id, scenario=sc) for sc in scenarios]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,14 +110,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _SuitePlugin:
-    @pytest.hookimpl
+    # tryfirst: the scenarios must be among the items before -k / -m deselect any.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session, config, items) -> None:
-        from harness.scenario import load_scenarios
-
-        scen_dir = config.getoption("--respcheck-scenarios")
-        scenarios = load_scenarios(Path(scen_dir) if scen_dir else None)
-        collector = SuiteCollector.from_parent(session, name="respcheck", scenarios=scenarios)
-        items.extend(collector.collect())
+        collector = SuiteCollector.from_parent(
+            session, name="respcheck", nodeid="respcheck",  # items: respcheck::core/string_input
+            scenario_dir=config.getoption("--respcheck-scenarios"))
+        # Session.genitems reports the collection like any other (pytest_collectreport,
+        # pytest_itemcollected): "collected N items" counts the scenarios, and a malformed
+        # scenario is a collection error.
+        items.extend(session.genitems(collector))
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session) -> None:
@@ -117,14 +130,21 @@ class _SuitePlugin:
 
 def _session_target(config: pytest.Config):
     target = getattr(config, "_respcheck_target", None)
+    error = getattr(config, "_respcheck_target_error", None)
+    if error is not None:  # tried once already: do not wait on a dead target per item
+        raise TargetUnavailable(error)
     if target is None:
-        from harness.targets import open_target
+        from harness.targets import TargetError, open_target
 
         cm = open_target(config.getoption("--respcheck-target"),
                          model=config.getoption("--respcheck-model"),
                          api_key=config.getoption("--respcheck-api-key"),
                          profile=config.getoption("--respcheck-profile"))
-        target = cm.__enter__()
+        try:
+            target = cm.__enter__()
+        except TargetError as exc:
+            config._respcheck_target_error = str(exc)  # type: ignore[attr-defined]
+            raise TargetUnavailable(str(exc)) from None
         config._respcheck_target_cm = cm  # type: ignore[attr-defined]
         config._respcheck_target = target  # type: ignore[attr-defined]
     return target

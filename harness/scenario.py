@@ -144,6 +144,15 @@ def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
                     bool(raw.get("refusable", False)), tuple(steps), source)
 
 
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's messages span several lines (with a source excerpt); a reason is one line."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
 def default_suite_dir() -> Path:
     return Path(str(resources.files("suites").joinpath("scenarios")))
 
@@ -160,7 +169,7 @@ def load_scenarios(root: Path | None = None, *, only: set[str] | None = None) ->
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ScenarioError(f"{path}: invalid YAML: {exc}") from None
+            raise ScenarioError(f"{path}: invalid YAML: {_one_line(exc)}") from None
         sc = parse_scenario(raw, default_id=rel.as_posix(), source=str(path))
         if sc.id in seen:
             raise ScenarioError(f"{path}: scenario id {sc.id!r} also used by {seen[sc.id]}")

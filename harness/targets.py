@@ -43,7 +43,10 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
-def _discover_model(base_url: str, api_key: str | None) -> str:
+def _discover_model(base_url: str, api_key: str | None, model: str | None = None) -> str:
+    """The model to send: ``model`` if given, else the first one GET /models lists. The GET is
+    made either way: a target that does not answer at all cannot be judged (exit 2), and
+    saying so beats a report of every scenario failing transport.reachable."""
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         resp = httpx.get(base_url + "/models", headers=headers, timeout=PREFLIGHT_TIMEOUT_S,
@@ -51,6 +54,8 @@ def _discover_model(base_url: str, api_key: str | None) -> str:
     except httpx.HTTPError as exc:
         raise TargetError(f"target {base_url} is unreachable ({type(exc).__name__}: {exc}); "
                           "start the server or fix --target") from None
+    if model:
+        return model  # any HTTP answer (even 404: /models is optional) proves it is up
     try:
         models = [m["id"] for m in resp.json().get("data", [])]
     except (ValueError, AttributeError, KeyError, TypeError):
@@ -83,5 +88,5 @@ def open_target(url: str | None = None, *, model: str | None = None,
             embedded.close()
         return
     base = normalize_base_url(url)
-    chosen = model or _discover_model(base, api_key)
+    chosen = _discover_model(base, api_key, model)
     yield Target(name or base.split("//", 1)[1].split("/", 1)[0], base, chosen, api_key)
