@@ -22,12 +22,11 @@ import pytest
 from harness.catalogue import load_catalogue
 from harness.verdict import events_to_sse, judge_stream_body
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "openai-recorded"
-FILES = sorted(FIXTURES.glob("*.chunks.txt")) if FIXTURES.is_dir() else []
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(),
-    reason=f"recorded OpenAI streams not found at {FIXTURES.resolve()} (shared/ must sit beside "
-           "the clone)")
+# A copy of ../shared/fixtures/openai-recorded (Apache-2.0, Vercel; see recorded/README.md), kept
+# in the repository so these tests never depend on a folder outside the clone.
+FIXTURES = Path(__file__).resolve().parent / "recorded"
+FILES = sorted(FIXTURES.glob("*.chunks.txt"))
+assert len(FILES) >= 12, f"recorded OpenAI streams missing from {FIXTURES}"
 
 # Hand-abbreviated in the recording (see test_shell_container_is_abbreviated).
 ABBREVIATED = "openai-shell-container.1"
@@ -91,13 +90,23 @@ def test_shell_container_is_abbreviated():
         == "The command ran successfully."
 
 
-def test_cli_validate_exit_code(tmp_path):
-    """The real CLI path, `respcheck validate FILE`: 0 for a conformant recorded stream, 1 for a
-    stream with a MUST failure (optional: skipped until harness.cli has `validate`)."""
-    try:
-        import harness.cli  # noqa: F401
-    except Exception as exc:  # being written concurrently
-        pytest.skip(f"harness.cli not importable: {exc}")
+@pytest.mark.parametrize("path", FILES, ids=_name)
+def test_respcheck_validate_judges_each_recording(path, capsys):
+    """`respcheck validate FILE --profile openai` on each recording, exactly as a user runs it."""
+    from harness.cli import main
+
+    code = main(["validate", str(path), "--profile", "openai"])
+    out = capsys.readouterr().out
+    if path.name == f"{ABBREVIATED}.chunks.txt":
+        assert code == 1, out
+        assert "MUST   stream.delta.accumulates" in out and "frame=25" in out, out
+    else:
+        assert code == 0, out
+        assert out.startswith("PASS:"), out
+
+
+def test_console_script_validate_exit_codes(tmp_path):
+    """The installed entry point: 0 for a conformant recording, 1 once an event is dropped."""
     good = FIXTURES / "openai-web-search-tool.1.chunks.txt"
     bad = tmp_path / "bad.chunks.txt"
     events = _events(good)
@@ -110,10 +119,9 @@ def test_cli_validate_exit_code(tmp_path):
                               cwd=Path(__file__).resolve().parents[2])
 
     ok = run(good)
-    if ok.returncode == 2 and "invalid choice" in ok.stderr:
-        pytest.skip("respcheck has no validate subcommand yet")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert run(bad).returncode == 1
+    broken = run(bad)
+    assert broken.returncode == 1 and "stream.sequence.contiguous" in broken.stdout
 
 
 # -- mutations: a broken server is caught, with the right check ----------------------------
