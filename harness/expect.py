@@ -6,10 +6,13 @@ what the request forces, never with what a model chose to say.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from harness.findings import FindingLog
 from harness.scenario import Step
+from harness.structured import output_text
+from harness.tools import function_calls
 from harness.transcript import Exchange
 from harness.verdict import Judged
 
@@ -60,6 +63,13 @@ def check_step(step: Step, ex: Exchange, judged: Judged, log: FindingLog,
         if not status_matches(want, ex.status):
             log.fail("errors.status", f"expected HTTP {want}, got {ex.status}", expected=want,
                      actual=ex.status)
+        if "error_code" in exp and ex.status >= 400:
+            log.apply("errors.code")
+            err = (judged.error or {}).get("error") if isinstance(judged.error, dict) else None
+            code = err.get("code") if isinstance(err, dict) else None
+            if code != exp["error_code"]:
+                log.fail("errors.code", f"error.code is {code!r}, expected {exp['error_code']!r}",
+                         path="$.error.code", expected=exp["error_code"], actual=code)
         if "error_param" in exp and ex.status >= 400:
             log.apply("errors.param")
             err = (judged.error or {}).get("error") if isinstance(judged.error, dict) else None
@@ -71,6 +81,8 @@ def check_step(step: Step, ex: Exchange, judged: Judged, log: FindingLog,
         return
 
     response = judged.response
+    if step.returns != "response":
+        response = None
     if any(k in exp for k in ("response_status", "incomplete_reason", "terminal_event")):
         log.apply("response.status.expected")
         status = (response or {}).get("status")
@@ -94,12 +106,70 @@ def check_step(step: Step, ex: Exchange, judged: Judged, log: FindingLog,
             if not _subset(value, got):
                 log.fail("response.echo", f"{key} is {_show(got)}, the request sent {value!r}",
                          path=f"$.{key}", expected=value, actual=None if got is _MISSING else got)
+    if "same_as" in exp:
+        log.apply("state.retrieve.same")
+        other = earlier[exp["same_as"]].response
+        if response != other:
+            keys = sorted(k for k in set(response or {}) | set(other or {})
+                          if (response or {}).get(k, _MISSING) != (other or {}).get(k, _MISSING))
+            log.fail("state.retrieve.same", f"differs from step {exp['same_as']!r} in {keys}",
+                     path=f"$.{keys[0]}" if keys else "$", expected=None, actual=keys)
+    if "tool_calls" in exp:
+        _expect_tool_calls(exp["tool_calls"], response, log)
+    if "items" in exp:
+        log.apply("state.input_items")
+        data = judged.body.get("data") if isinstance(judged.body, dict) else None
+        want = exp["items"]
+        if not isinstance(data, list) or len(data) != len(want) \
+                or not all(_subset(w, d) for w, d in zip(want, data)):
+            log.fail("state.input_items", f"input_items data is {_brief_items(data)}, expected "
+                     f"{_brief_items(want)}", path="$.data", expected=want,
+                     actual=_brief_items(data))
+    if "body" in exp:
+        check = {"deleted": "state.delete", "item_list": "state.input_items"}.get(
+            step.returns, "response.echo")
+        log.apply(check)
+        if not _subset(exp["body"], judged.body):
+            log.fail(check, f"body {str(judged.body)[:200]} does not contain {exp['body']!r}",
+                     path="$", expected=exp["body"])
+    if "output_json" in exp:
+        log.apply("state.context")
+        text = output_text(response or {})
+        try:
+            got = json.loads(text)
+        except ValueError:
+            got = _MISSING
+        if got != exp["output_json"]:
+            log.fail("state.context", f"the upstream saw {text[:300]}", path="$.output",
+                     expected=exp["output_json"], actual=text[:500])
     ref = exp.get("equivalent_to")
     if ref is not None:
         log.apply("response.stream_equivalent")
         other = earlier[ref].response
         for problem in _differences(other, response):
             log.fail("response.stream_equivalent", f"differs from step {ref!r}: {problem}")
+
+
+def _expect_tool_calls(want: dict[str, Any], response: dict[str, Any] | None,
+                       log: FindingLog) -> None:
+    log.apply("tools.choice")
+    names = [it.get("name") for _, it in function_calls(response)]
+    lo, hi = want.get("min", 0), want.get("max")
+    if len(names) < lo or (hi is not None and len(names) > hi):
+        log.fail("tools.choice", f"{len(names)} function calls {names}, expected between {lo} "
+                 f"and {hi if hi is not None else 'any number'}", path="$.output",
+                 expected={"min": lo, "max": hi}, actual=names)
+    allowed = want.get("names")
+    if allowed is not None and any(n not in allowed for n in names):
+        log.fail("tools.choice", f"calls {names}, only {allowed} allowed", path="$.output",
+                 expected=allowed, actual=names)
+
+
+def _brief_items(items: Any) -> Any:
+    if not isinstance(items, list):
+        return items
+    return [{k: v for k, v in it.items() if k in ("type", "role", "call_id", "id")}
+            if isinstance(it, dict) else it for it in items]
 
 
 class _Missing:

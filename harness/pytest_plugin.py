@@ -47,6 +47,8 @@ class ScenarioItem(pytest.Item):
 
         config = self.config
         target = _session_target(config)
+        if self.scenario.targets and target.name not in self.scenario.targets:
+            pytest.skip(f"runs only against {', '.join(self.scenario.targets)}")
         profile = config.getoption("--respcheck-profile")
         with Transport(target.base_url, api_key=target.api_key) as transport:
             outcome = run_scenario(self.scenario, target, transport, profile=profile,

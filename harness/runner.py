@@ -19,10 +19,16 @@ from harness.catalogue import Catalogue, load_catalogue
 from harness.client import Transport
 from harness.expect import check_step, is_clean_refusal, status_matches
 from harness.findings import FAIL, LEVELS, PASS, SKIP, UNSUPPORTED, CheckResult, FindingLog
-from harness.scenario import Scenario
+from harness.scenario import Scenario, Step
+from harness.template import UnresolvedReference
 from harness.targets import Target
 from harness.transcript import Exchange, write_transcript
 from harness.verdict import Judged, judge_exchange
+
+# A polling step (background responses) asks again every POLL_INTERVAL_S until a final status,
+# for at most POLL_DEADLINE_S: a background generation of a bounded answer takes seconds.
+POLL_INTERVAL_S = 0.2
+POLL_DEADLINE_S = 30.0
 
 # Checks whose level a scenario may lower (its own expectations, not protocol rules).
 EXPECTATION_CHECKS = frozenset({
@@ -79,6 +85,24 @@ def _rows(scenario: Scenario, log: FindingLog, catalogue: Catalogue, transcript:
     return rows
 
 
+def _send(step: Step, transport: Transport, path: str, body: bytes,
+          headers: dict[str, str]) -> Exchange:
+    """One request, or for a polling step, requests until the status is final or the poll's
+    deadline passes (the last exchange is the one judged)."""
+    ex = transport.request(step.name, step.method, path, body=body, headers=headers)
+    poll = step.poll
+    if not poll:
+        return ex
+    until = set(poll["until_status"])
+    deadline = time.monotonic() + float(poll.get("deadline_s", POLL_DEADLINE_S))
+    interval = float(poll.get("interval_s", POLL_INTERVAL_S))
+    while ex.status == 200 and (ex.json() or {}).get("status") not in until \
+            and time.monotonic() < deadline:
+        time.sleep(interval)
+        ex = transport.request(step.name, step.method, path, body=body, headers=headers)
+    return ex
+
+
 def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
                  profile: str, catalogue: Catalogue) -> ScenarioOutcome:
     start = time.monotonic()
@@ -86,11 +110,19 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
     exchanges: list[Exchange] = []
     judged_by_step: dict[str, Judged] = {}
     unsupported: set[str] = set()
+    context: dict[str, Any] = {"model": scenario.model or target.model, "steps": {}}
     for step in scenario.steps:
-        body, headers = step.render(target.model)
-        ex = transport.request(step.name, step.method, step.path, body=body, headers=headers)
+        try:
+            path, body, headers, request = step.render(context)
+        except UnresolvedReference as exc:
+            log.apply("response.reference.resolvable")
+            log.fail("response.reference.resolvable", f"step {step.name!r} cannot be sent: "
+                     f"{exc}", step=step.name)
+            break
+        ex = _send(step, transport, path, body, headers)
         exchanges.append(ex)
-        judged = judge_exchange(ex, profile, expect_stream=step.stream)
+        judged = judge_exchange(ex, profile, expect_stream=step.stream, returns=step.returns,
+                                request=request if step.method == "POST" else None)
         step_log = judged.log
         for f in step_log.findings:
             f.evidence.setdefault("step", step.name)
@@ -104,6 +136,8 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
             f.evidence.setdefault("step", step.name)
         log.extend(step_log)
         judged_by_step[step.name] = judged
+        context["steps"][step.name] = {"status": ex.status, "response": judged.response,
+                                       "body": judged.body, "error": judged.error}
         if ex.status is None:
             break  # the server is gone; later steps would only repeat the same failure
     rows = _rows(scenario, log, catalogue, f"transcripts/{scenario.transcript_name}",
@@ -132,6 +166,8 @@ def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report
     with Transport(target.base_url, api_key=target.api_key, **kwargs) as transport:
         for n, scenario in enumerate(scenarios):
             reason = skip(scenario)
+            if not reason and scenario.targets and target.name not in scenario.targets:
+                reason = f"runs only against {', '.join(scenario.targets)}"
             if reason:
                 out = ScenarioOutcome(scenario, SKIP, [CheckResult(
                     scenario.id, "response.accepted", scenario.level, scenario.feature, SKIP,

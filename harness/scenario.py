@@ -23,8 +23,24 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
           echo: {temperature: 0.5}   # fields the Response object must echo (deep subset)
           error_param: model         # the envelope's `param` must name this field
           equivalent_to: other_step  # same status / output shape / text as that step's response
+          error_code: previous_response_not_found   # the envelope's `code`
+          same_as: create            # the Response equals that step's final Response (GET)
+          tool_calls: {min: 1, max: 1, names: [get_weather]}   # function_call items
+          items: [{type: message, role: user}]   # input_items list: data, in order (subset match)
+          body: {deleted: true}      # deep subset of the raw JSON body
+          output_json: [{role: user, content: "hi"}]   # the output text, parsed as JSON, equals
+        returns: response            # response (default) | item_list | deleted | error
+        poll:                        # repeat this (GET) step until the status is final
+          until_status: [completed, incomplete, failed, cancelled]
+          interval_s: 0.2
+          deadline_s: 30
 
-String values may use ``{{model}}``; it is replaced by the target's model.
+Scenario-level: ``targets: [reference]`` runs it only against the embedded reference (e.g. one
+that relies on the mock upstream's ``mock-echo`` model); ``model: mock-echo`` overrides the
+target's model for that scenario.
+
+Requests may hold references to the run so far (harness/template.py): ``{{model}}``,
+``{{steps.create.response.id}}``, ``{{steps.create.response.output[type=function_call].call_id}}``.
 """
 
 from __future__ import annotations
@@ -38,13 +54,17 @@ from typing import Any
 import yaml
 
 from harness.findings import LEVELS
+from harness.template import fill
 
-PLACEHOLDER_MODEL = "{{model}}"
-_STEP_KEYS = {"name", "request", "expect"}
+_STEP_KEYS = {"name", "request", "expect", "returns", "poll"}
 _REQUEST_KEYS = {"method", "path", "json", "body", "headers"}
 _EXPECT_KEYS = {"status", "response_status", "incomplete_reason", "terminal_event", "echo",
-                "error_param", "equivalent_to"}
-_SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description"}
+                "error_param", "equivalent_to", "error_code", "same_as", "tool_calls", "items",
+                "body", "output_json"}
+_RETURNS = ("response", "item_list", "deleted", "error")
+_POLL_KEYS = {"until_status", "interval_s", "deadline_s"}
+_SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description",
+                  "targets", "model"}
 
 
 class ScenarioError(Exception):
@@ -60,20 +80,25 @@ class Step:
     raw_body: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     expect: dict[str, Any] = field(default_factory=dict)
+    returns: str = "response"
+    poll: dict[str, Any] | None = None
 
     @property
     def stream(self) -> bool:
         return isinstance(self.json_body, dict) and self.json_body.get("stream") is True
 
-    def render(self, model: str) -> tuple[bytes, dict[str, str]]:
-        """The request body and headers, with ``{{model}}`` filled in."""
+    def render(self, context: dict[str, Any]) -> tuple[str, bytes, dict[str, str], Any]:
+        """(path, body, headers, request JSON) with references resolved against ``context``
+        (``{"model": ..., "steps": {...}}``); raises template.UnresolvedReference."""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        path = fill(self.path, context)
         if self.raw_body is not None:
-            return self.raw_body.replace(PLACEHOLDER_MODEL, model).encode("utf-8"), headers
+            return path, fill(self.raw_body, context).encode("utf-8"), headers, None
         if self.json_body is None:
-            return b"", headers
+            return path, b"", headers, None
         headers.setdefault("content-type", "application/json")
-        return json.dumps(_fill(self.json_body, model)).encode("utf-8"), headers
+        body = fill(self.json_body, context)
+        return path, json.dumps(body).encode("utf-8"), headers, body
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +110,12 @@ class Scenario:
     refusable: bool
     steps: tuple[Step, ...]
     source: str = ""
+    targets: tuple[str, ...] = ()  # empty: any target
+    model: str | None = None  # overrides the target's model
 
     @property
     def transcript_name(self) -> str:
         return self.id.replace("/", "__") + ".jsonl"
-
-
-def _fill(value: Any, model: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(PLACEHOLDER_MODEL, model)
-    if isinstance(value, list):
-        return [_fill(v, model) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, model) for k, v in value.items()}
-    return value
 
 
 def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
@@ -137,11 +154,25 @@ def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
         if ref is not None and ref not in names:
             raise bad(f"step {name}: equivalent_to {ref!r} is not an earlier step")
         names.add(name)
+        for key in ("same_as",):
+            if key in expect and expect[key] not in names:
+                raise bad(f"step {name}: {key} {expect[key]!r} is not an earlier step")
+        returns = s.get("returns", "response")
+        if returns not in _RETURNS:
+            raise bad(f"step {name}: returns {returns!r} is not one of {_RETURNS}")
+        poll = s.get("poll")
+        if poll is not None and (not isinstance(poll, dict) or set(poll) - _POLL_KEYS
+                                 or not poll.get("until_status")):
+            raise bad(f"step {name}: poll needs until_status (keys {sorted(_POLL_KEYS)})")
         steps.append(Step(name, req.get("method", "POST").upper(), req.get("path", "/responses"),
                           req.get("json"), req.get("body"), dict(req.get("headers") or {}),
-                          dict(expect)))
+                          dict(expect), returns, poll))
+    targets = raw.get("targets") or ()
+    if not isinstance(targets, list | tuple) or not all(isinstance(t, str) for t in targets):
+        raise bad("`targets` must be a list of target names")
     return Scenario(sid, raw.get("title", sid), raw.get("feature", sid.split("/")[0]), level,
-                    bool(raw.get("refusable", False)), tuple(steps), source)
+                    bool(raw.get("refusable", False)), tuple(steps), source, tuple(targets),
+                    raw.get("model"))
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

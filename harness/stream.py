@@ -61,6 +61,7 @@ class _Item:
     open: bool = True
     parts: list[_Part] = field(default_factory=list)
     done: dict[str, Any] | None = None
+    call_id: Any = None  # function_call items: the call_id given when added
 
 
 class StreamChecker:
@@ -331,7 +332,18 @@ class StreamChecker:
                      expected=len(self._items), actual=idx)
         if self._after_terminal:
             return
-        self._items.append(_Item(item.get("id"), item.get("type"), len(self._items)))
+        self._items.append(_Item(item.get("id"), item.get("type"), len(self._items),
+                                 call_id=item.get("call_id")))
+        if item.get("type") == "function_call":
+            log.apply("tools.arguments.added_empty", "tools.call_id.stable")
+            if item.get("arguments") not in ("", None):
+                log.fail("tools.arguments.added_empty", "function_call added with arguments "
+                         f"{str(item.get('arguments'))[:80]!r}; the deltas would be appended to "
+                         "them", **ev, path="$.item.arguments", expected="",
+                         actual=str(item.get("arguments"))[:200])
+            if not isinstance(item.get("call_id"), str) or not item.get("call_id"):
+                log.fail("tools.call_id.stable", "function_call added without a call_id", **ev,
+                         path="$.item.call_id", actual=item.get("call_id"))
 
     def _find_item(self, event: dict[str, Any], ev: dict[str, Any]) -> _Item | None:
         log = self.log
@@ -367,6 +379,10 @@ class StreamChecker:
             return
         item.open = False
         item.done = done
+        if item.type == "function_call" and done.get("call_id") != item.call_id:
+            log.fail("tools.call_id.stable", f"output_item.done has call_id "
+                     f"{done.get('call_id')!r}, added had {item.call_id!r}", **ev,
+                     path="$.item.call_id", expected=item.call_id, actual=done.get("call_id"))
         if done.get("id") != item.id or done.get("type") != item.type:
             log.fail("stream.item.done_matches_added", f"output_item.done is {done.get('type')!r}"
                      f" {done.get('id')!r}, added was {item.type!r} {item.id!r}", **ev,

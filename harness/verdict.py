@@ -17,6 +17,8 @@ from harness.response import check_error_body, check_response_object
 from harness.schemas import schema_set
 from harness.sse import SSEDecoder
 from harness.stream import StreamChecker
+from harness.structured import check_structured
+from harness.tools import check_tool_calls
 from harness.transcript import Exchange
 
 
@@ -30,6 +32,7 @@ class Judged:
     error: dict[str, Any] | None = None  # the error envelope's body, if any
     events: list[dict[str, Any]] | None = None
     terminal_type: str | None = None
+    body: Any = None  # the JSON body of a non-streamed answer (lists, deletions, ...)
 
 
 def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
@@ -60,7 +63,21 @@ def judge_json_body(obj: Any, profile: Profile | str = "openai", *,
 
 
 def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
-                   expect_stream: bool = False) -> Judged:
+                   expect_stream: bool = False, returns: str = "response",
+                   request: dict[str, Any] | None = None) -> Judged:
+    """Judge one exchange. ``returns`` says what a 2xx body is (response | item_list |
+    deleted); ``request`` (the JSON sent) lets the tool and structured-output checks compare
+    the answer with what was asked."""
+    judged = _judge_exchange(ex, profile, expect_stream=expect_stream, returns=returns)
+    if judged.kind in ("stream", "json") and judged.response is not None:
+        path = "$.response" if judged.kind == "stream" else "$"
+        check_tool_calls(judged.response, request, judged.log, path_prefix=path)
+        check_structured(judged.response, request, judged.log)
+    return judged
+
+
+def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool,
+                    returns: str) -> Judged:
     log = FindingLog()
     prof = load_profile(profile) if isinstance(profile, str) else profile
     if ex.status is None:
@@ -88,7 +105,16 @@ def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
         log.fail("schema.response", f"the {ex.status} body is not JSON "
                  f"(Content-Type {ex.content_type!r})", actual=ex.body[:200].decode("utf-8", "replace"))
         return Judged(log, "json")
-    return judge_json_body(obj, prof, log=log)
+    if returns == "item_list":
+        log.apply("schema.item_list")
+        for err in schema_set(prof.name).validate_root("ResponseItemList", obj):
+            log.fail("schema.item_list", err.message, path=err.path)
+        return Judged(log, "list", body=obj)
+    if returns == "deleted":
+        return Judged(log, "deleted", body=obj)
+    judged = judge_json_body(obj, prof, log=log)
+    judged.body = obj
+    return judged
 
 
 def judge_file(data: bytes, profile: Profile | str = "openai") -> Judged:

@@ -10,6 +10,7 @@ Response object, every output item and tool) are written once instead of once pe
 - one definition per member of ``ResponseStreamEvent`` (the SDK's union of streaming events),
   indexed by its ``type`` literal in ``index.json``.
 - ``ResponseInputItem``: one input item (what ``input`` lists hold).
+- ``ResponseItemList``: the body of ``GET /v1/responses/{id}/input_items``.
 - ``ErrorEnvelope``: ``{"error": ErrorObject}``, the body of every HTTP error.
 
 The output is deterministic (sorted keys, fixed indentation); regenerating with the same pin
@@ -27,7 +28,12 @@ import typing
 from pathlib import Path
 
 import openai
-from openai.types.responses import Response, ResponseInputItem, ResponseStreamEvent
+from openai.types.responses import (
+    Response,
+    ResponseInputItem,
+    ResponseItemList,
+    ResponseStreamEvent,
+)
 from openai.types.shared import ErrorObject
 from pydantic import BaseModel, TypeAdapter
 
@@ -60,6 +66,7 @@ def build() -> dict[str, str]:
     adapters: list[tuple[str, TypeAdapter]] = [
         ("Response", TypeAdapter(Response)),
         ("ResponseInputItem", TypeAdapter(ResponseInputItem)),
+        ("ResponseItemList", TypeAdapter(ResponseItemList)),
         ("ErrorEnvelope", TypeAdapter(ErrorEnvelope)),
     ]
     adapters += [(m.__name__, TypeAdapter(m)) for m in events]
