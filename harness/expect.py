@@ -38,9 +38,9 @@ def is_clean_refusal(ex: Exchange, judged: Judged) -> bool:
             and not judged.log.failed("schema.error_envelope"))
 
 
-def check_step(step: Step, ex: Exchange, judged: Judged, log: FindingLog,
-               earlier: dict[str, Judged]) -> None:
-    exp = step.expect
+def check_step(step: Step, exp: dict[str, Any], ex: Exchange, judged: Judged,
+               log: FindingLog, earlier: dict[str, Judged]) -> None:
+    """Judge one step against its expectations ``exp`` (references already resolved)."""
     if ex.status is None:
         return  # transport.reachable already failed; nothing else can be judged
     want = exp.get("status", 200)
@@ -86,7 +86,9 @@ def check_step(step: Step, ex: Exchange, judged: Judged, log: FindingLog,
     if any(k in exp for k in ("response_status", "incomplete_reason", "terminal_event")):
         log.apply("response.status.expected")
         status = (response or {}).get("status")
-        if "response_status" in exp and status != exp["response_status"]:
+        wanted = exp.get("response_status")
+        if "response_status" in exp and status not in (wanted if isinstance(wanted, list)
+                                                       else [wanted]):
             log.fail("response.status.expected", f"response status is {status!r}",
                      path="$.status", expected=exp["response_status"], actual=status)
         if "incomplete_reason" in exp:

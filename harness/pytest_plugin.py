@@ -105,7 +105,10 @@ class SuiteCollector(pytest.Collector):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "respcheck: a Responses API conformance scenario")
-    for feature in ("core", "streaming", "errors"):
+    from harness.scenario import default_suite_dir
+
+    # One marker per feature folder of the bundled suite (-m tools, -m state, ...).
+    for feature in sorted(p.name for p in default_suite_dir().iterdir() if p.is_dir()):
         config.addinivalue_line("markers", f"{feature}: scenarios of feature {feature}")
     if _enabled(config):
         config.pluginmanager.register(_SuitePlugin(), "respcheck-suite")

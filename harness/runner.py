@@ -20,7 +20,7 @@ from harness.client import Transport
 from harness.expect import check_step, is_clean_refusal, status_matches
 from harness.findings import FAIL, LEVELS, PASS, SKIP, UNSUPPORTED, CheckResult, FindingLog
 from harness.scenario import Scenario, Step
-from harness.template import UnresolvedReference
+from harness.template import UnresolvedReference, fill
 from harness.targets import Target
 from harness.transcript import Exchange, write_transcript
 from harness.verdict import Judged, judge_exchange
@@ -110,10 +110,12 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
     exchanges: list[Exchange] = []
     judged_by_step: dict[str, Judged] = {}
     unsupported: set[str] = set()
-    context: dict[str, Any] = {"model": scenario.model or target.model, "steps": {}}
+    context: dict[str, Any] = {"model": scenario.model_for.get(target.name, target.model),
+                               "steps": {}}
     for step in scenario.steps:
         try:
             path, body, headers, request = step.render(context)
+            expect = fill(step.expect, context)
         except UnresolvedReference as exc:
             log.apply("response.reference.resolvable")
             log.fail("response.reference.resolvable", f"step {step.name!r} cannot be sent: "
@@ -126,12 +128,12 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
         step_log = judged.log
         for f in step_log.findings:
             f.evidence.setdefault("step", step.name)
-        if scenario.refusable and status_matches(step.expect.get("status", 200), 200) \
+        if scenario.refusable and status_matches(expect.get("status", 200), 200) \
                 and is_clean_refusal(ex, judged):
             log.extend(step_log)
             unsupported.add("response.accepted")
             break
-        check_step(step, ex, judged, step_log, judged_by_step)
+        check_step(step, expect, ex, judged, step_log, judged_by_step)
         for f in step_log.findings:
             f.evidence.setdefault("step", step.name)
         log.extend(step_log)

@@ -36,8 +36,9 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
           deadline_s: 30
 
 Scenario-level: ``targets: [reference]`` runs it only against the embedded reference (e.g. one
-that relies on the mock upstream's ``mock-echo`` model); ``model: mock-echo`` overrides the
-target's model for that scenario.
+that relies on the mock upstream's ``mock-echo`` model); ``model_for: {reference: mock-slow}``
+sends another model to the named target (the embedded upstream's special models) and the
+target's own model everywhere else. Expectations may hold references too.
 
 Requests may hold references to the run so far (harness/template.py): ``{{model}}``,
 ``{{steps.create.response.id}}``, ``{{steps.create.response.output[type=function_call].call_id}}``.
@@ -64,7 +65,7 @@ _EXPECT_KEYS = {"status", "response_status", "incomplete_reason", "terminal_even
 _RETURNS = ("response", "item_list", "deleted", "error")
 _POLL_KEYS = {"until_status", "interval_s", "deadline_s"}
 _SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description",
-                  "targets", "model"}
+                  "targets", "model_for"}
 
 
 class ScenarioError(Exception):
@@ -111,7 +112,7 @@ class Scenario:
     steps: tuple[Step, ...]
     source: str = ""
     targets: tuple[str, ...] = ()  # empty: any target
-    model: str | None = None  # overrides the target's model
+    model_for: dict[str, str] = field(default_factory=dict)  # target name -> model
 
     @property
     def transcript_name(self) -> str:
@@ -170,9 +171,12 @@ def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
     targets = raw.get("targets") or ()
     if not isinstance(targets, list | tuple) or not all(isinstance(t, str) for t in targets):
         raise bad("`targets` must be a list of target names")
+    model_for = raw.get("model_for") or {}
+    if not isinstance(model_for, dict):
+        raise bad("`model_for` must map target names to model names")
     return Scenario(sid, raw.get("title", sid), raw.get("feature", sid.split("/")[0]), level,
                     bool(raw.get("refusable", False)), tuple(steps), source, tuple(targets),
-                    raw.get("model"))
+                    dict(model_for))
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

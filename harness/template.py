@@ -8,7 +8,8 @@
     {{steps.list.body.data[0].id}}                   the raw JSON body of an earlier step
 
 A string that is exactly one reference becomes the referenced value with its JSON type; a
-reference inside a longer string is interpolated as text.
+reference inside a longer string is interpolated as text. In a list, ``"{{...expr}}"`` splices
+the referenced list in place (e.g. an earlier response's output items followed by a new message).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from typing import Any
 
 _REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_SPLICE = re.compile(r"\{\{\s*\.\.\.([^{}]+?)\s*\}\}")
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[([A-Za-z_]+)=([^\]]+)\]")
 
 
@@ -62,7 +64,17 @@ def fill(value: Any, context: dict[str, Any]) -> Any:
             return lookup(context, whole.group(1))
         return _REF.sub(lambda m: _text(lookup(context, m.group(1))), value)
     if isinstance(value, list):
-        return [fill(v, context) for v in value]
+        out: list[Any] = []
+        for v in value:
+            splice = _SPLICE.fullmatch(v) if isinstance(v, str) else None
+            if splice:
+                items = lookup(context, splice.group(1))
+                if not isinstance(items, list):
+                    raise UnresolvedReference(f"{{{{...{splice.group(1)}}}}} is not a list")
+                out.extend(items)
+            else:
+                out.append(fill(v, context))
+        return out
     if isinstance(value, dict):
         return {k: fill(v, context) for k, v in value.items()}
     return value
