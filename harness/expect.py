@@ -190,7 +190,8 @@ def _subset(want: Any, got: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(got, dict) and all(_subset(v, got.get(k, _MISSING)) for k, v in want.items())
     if isinstance(want, float) or isinstance(got, float):
-        return isinstance(got, (int, float)) and not isinstance(got, bool) and abs(want - got) < 1e-9
+        return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (want, got)) \
+            and abs(want - got) < 1e-9
     return want == got
 
 

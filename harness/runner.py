@@ -123,8 +123,12 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
             break
         ex = _send(step, transport, path, body, headers)
         exchanges.append(ex)
+        posted = request if step.method == "POST" else None
+        # A synchronous create must come back finished; a background create or a GET may
+        # legitimately be queued or in progress (a polling step asks for a final one).
+        final = posted is not None and not posted.get("background")
         judged = judge_exchange(ex, profile, expect_stream=step.stream, returns=step.returns,
-                                request=request if step.method == "POST" else None)
+                                request=posted, final=final)
         step_log = judged.log
         for f in step_log.findings:
             f.evidence.setdefault("step", step.name)

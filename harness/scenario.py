@@ -154,10 +154,9 @@ def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
         ref = expect.get("equivalent_to")
         if ref is not None and ref not in names:
             raise bad(f"step {name}: equivalent_to {ref!r} is not an earlier step")
+        if "same_as" in expect and expect["same_as"] not in names:
+            raise bad(f"step {name}: same_as {expect['same_as']!r} is not an earlier step")
         names.add(name)
-        for key in ("same_as",):
-            if key in expect and expect[key] not in names:
-                raise bad(f"step {name}: {key} {expect[key]!r} is not an earlier step")
         returns = s.get("returns", "response")
         if returns not in _RETURNS:
             raise bad(f"step {name}: returns {returns!r} is not one of {_RETURNS}")

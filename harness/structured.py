@@ -1,17 +1,18 @@
 """Checks of a Response's text against the request's ``text.format`` (structured output).
 
 Applied automatically when the request asks for ``json_schema`` or ``json_object``; judged on
-completed responses only (an incomplete one may be cut mid-JSON by max_output_tokens).
+completed responses only (an incomplete one may be cut mid-JSON by max_output_tokens), and not
+on a turn that calls a tool or whose message is a refusal (neither has a final answer to judge).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import jsonschema_rs
 
 from harness.findings import FindingLog
+from harness.tools import loads_strict
 
 
 def output_text(response: dict[str, Any]) -> str:
@@ -26,6 +27,13 @@ def output_text(response: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _refused(response: dict[str, Any]) -> bool:
+    return any(isinstance(part, dict) and part.get("type") == "refusal"
+               for item in response.get("output") or []
+               if isinstance(item, dict) and item.get("type") == "message"
+               for part in item.get("content") or [])
+
+
 def check_structured(response: dict[str, Any] | None, request: dict[str, Any] | None,
                      log: FindingLog) -> None:
     if not isinstance(request, dict) or not isinstance(response, dict):
@@ -37,10 +45,12 @@ def check_structured(response: dict[str, Any] | None, request: dict[str, Any] | 
     if any(isinstance(it, dict) and it.get("type") == "function_call"
            for it in response.get("output") or []):
         return  # a turn that calls a tool has no final text to judge
+    if _refused(response):
+        return  # the model may refuse instead of answering in the schema (a refusal part)
     log.apply("structured.output.json")
     text = output_text(response)
     try:
-        value = json.loads(text)
+        value = loads_strict(text)
     except ValueError as exc:
         log.fail("structured.output.json", f"output text is not JSON ({exc}): {text[:120]!r}",
                  path="$.output", actual=text[:200])

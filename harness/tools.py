@@ -22,6 +22,16 @@ def function_calls(response: dict[str, Any] | None) -> list[tuple[int, dict[str,
             and it.get("type") == "function_call"]
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` without Python's extensions: NaN / Infinity are not JSON (JSON.parse and
+    every non-Python client reject them)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 def _offered(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in request.get("tools") or []
             if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)}
@@ -36,24 +46,26 @@ def check_tool_calls(response: dict[str, Any] | None, request: dict[str, Any] | 
     if not offered and not calls:
         return
     p = path_prefix
-    log.apply("tools.choice", "tools.call.known_function")
+    log.apply("tools.call.known_function")
     if calls:
         log.apply("tools.call_id.distinct", "tools.arguments.json")
     seen: dict[Any, int] = {}
     for i, item in calls:
         cid = item.get("call_id")
+        cid = cid if isinstance(cid, (str, int, float, bool, type(None))) else repr(cid)
         if cid in seen:
             log.fail("tools.call_id.distinct", f"output[{i}] repeats call_id {cid!r} of "
                      f"output[{seen[cid]}]", path=f"{p}.output[{i}].call_id", actual=cid)
         seen.setdefault(cid, i)
         name = item.get("name")
-        if name not in offered:
+        tool = offered.get(name) if isinstance(name, str) else None
+        if tool is None:
             log.fail("tools.call.known_function", f"output[{i}] calls {name!r}, which the "
                      f"request did not offer ({sorted(offered)})", path=f"{p}.output[{i}].name",
                      expected=sorted(offered), actual=name)
         args_text = item.get("arguments")
         try:
-            args = json.loads(args_text) if isinstance(args_text, str) else None
+            args = loads_strict(args_text) if isinstance(args_text, str) else None
         except ValueError:
             args = None
         if not isinstance(args, dict):
@@ -61,7 +73,6 @@ def check_tool_calls(response: dict[str, Any] | None, request: dict[str, Any] | 
                      f"{str(args_text)[:120]!r}", path=f"{p}.output[{i}].arguments",
                      actual=str(args_text)[:200])
             continue
-        tool = offered.get(name)
         if tool and tool.get("strict") is True and isinstance(tool.get("parameters"), dict):
             log.apply("tools.arguments.schema")
             try:
@@ -78,6 +89,7 @@ def check_tool_calls(response: dict[str, Any] | None, request: dict[str, Any] | 
 def _check_choice(request, response, calls, offered, log: FindingLog, p: str) -> None:
     if response.get("status") not in ("completed",):
         return  # an incomplete or failed response may legitimately stop before its call
+    log.apply("tools.choice")
     choice = request.get("tool_choice", "auto")
     names = [it.get("name") for _, it in calls]
     if choice == "none" and calls:
@@ -92,11 +104,12 @@ def _check_choice(request, response, calls, offered, log: FindingLog, p: str) ->
             log.fail("tools.choice", f"tool_choice forces {want!r} but the response calls "
                      f"{names}", path=f"{p}.output", expected=[want], actual=names)
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = {t.get("name") for t in choice.get("tools") or [] if isinstance(t, dict)}
+        allowed = sorted({t.get("name") for t in choice.get("tools") or []
+                          if isinstance(t, dict) and isinstance(t.get("name"), str)})
         stray = [n for n in names if n not in allowed]
         if stray:
-            log.fail("tools.choice", f"allowed_tools permits {sorted(allowed)} but the response "
-                     f"calls {stray}", path=f"{p}.output", expected=sorted(allowed), actual=stray)
+            log.fail("tools.choice", f"allowed_tools permits {allowed} but the response "
+                     f"calls {stray}", path=f"{p}.output", expected=allowed, actual=stray)
         if choice.get("mode") == "required" and not calls:
             log.fail("tools.choice", "allowed_tools mode required but the response calls "
                      "nothing", path=f"{p}.output")

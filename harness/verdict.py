@@ -54,21 +54,23 @@ def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
 
 
 def judge_json_body(obj: Any, profile: Profile | str = "openai", *,
-                    log: FindingLog | None = None) -> Judged:
+                    log: FindingLog | None = None, final: bool = True) -> Judged:
     """Judge a non-streamed Response object."""
     log = log if log is not None else FindingLog()
     prof = load_profile(profile) if isinstance(profile, str) else profile
-    check_response_object(obj, log, schemas=schema_set(prof.name))
+    check_response_object(obj, log, schemas=schema_set(prof.name), final=final)
     return Judged(log, "json", obj if isinstance(obj, dict) else None)
 
 
 def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
                    expect_stream: bool = False, returns: str = "response",
-                   request: dict[str, Any] | None = None) -> Judged:
+                   request: dict[str, Any] | None = None, final: bool = True) -> Judged:
     """Judge one exchange. ``returns`` says what a 2xx body is (response | item_list |
     deleted); ``request`` (the JSON sent) lets the tool and structured-output checks compare
-    the answer with what was asked."""
-    judged = _judge_exchange(ex, profile, expect_stream=expect_stream, returns=returns)
+    the answer with what was asked. ``final``: a 2xx Response must be finished (false for a
+    background create or a GET, which may legitimately be queued or in progress)."""
+    judged = _judge_exchange(ex, profile, expect_stream=expect_stream, returns=returns,
+                             final=final)
     if judged.kind in ("stream", "json") and judged.response is not None:
         path = "$.response" if judged.kind == "stream" else "$"
         check_tool_calls(judged.response, request, judged.log, path_prefix=path)
@@ -77,7 +79,7 @@ def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
 
 
 def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool,
-                    returns: str) -> Judged:
+                    returns: str, final: bool) -> Judged:
     log = FindingLog()
     prof = load_profile(profile) if isinstance(profile, str) else profile
     if ex.status is None:
@@ -112,7 +114,7 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
         return Judged(log, "list", body=obj)
     if returns == "deleted":
         return Judged(log, "deleted", body=obj)
-    judged = judge_json_body(obj, prof, log=log)
+    judged = judge_json_body(obj, prof, log=log, final=final)
     judged.body = obj
     return judged
 

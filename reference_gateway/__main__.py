@@ -1,4 +1,10 @@
-"""``python -m reference_gateway``: serve the gateway (in front of the mock upstream by default)."""
+"""``python -m reference_gateway``: serve the gateway (in front of the mock upstream by default).
+
+Stored responses go to the SQLite file ``--db`` (default ``./respcheck-gateway.sqlite3``), so
+``previous_response_id`` chains and background responses survive a restart; ``--db :memory:``
+keeps them for the life of the process only (the default of ``GatewayConfig``, used in-process
+by the test suite and the embedded target).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import argparse
 import sys
 
 from reference_gateway.config import GatewayConfig
+
+DEFAULT_DB = "respcheck-gateway.sqlite3"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream-api-key", metavar="KEY", help="sent as 'Authorization: Bearer KEY' to the upstream")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8080)
-    p.add_argument("--db", metavar="PATH", default=":memory:", help="SQLite file for stored responses")
+    p.add_argument("--db", metavar="PATH", default=DEFAULT_DB,
+                   help=f"SQLite file for stored responses (default: {DEFAULT_DB}; ':memory:' for none)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="upstream request deadline")
     p.add_argument("--done-sentinel", action="store_true", help="end streams with 'data: [DONE]' (Open Responses)")
     return p

@@ -1,4 +1,16 @@
-"""The Starlette app: routes of the Responses API surface, all errors as OpenAI envelopes."""
+"""The Starlette app: routes of the Responses API surface, all errors as OpenAI envelopes.
+
+    POST   /v1/responses                          create (streamed, non-streamed, background)
+    GET    /v1/responses/{id}                     the stored Response object, as it was sent
+    GET    /v1/responses/{id}/input_items         the input items of that request (pagination.py)
+    DELETE /v1/responses/{id}                     {"id", "object": "response", "deleted": true}
+    POST   /v1/responses/{id}/cancel              background responses only (background.py)
+    GET    /v1/models, /health
+
+``previous_response_id`` continues a stored conversation: the upstream sees this request's
+instructions (only), then the previous response's whole context, its output, and this input.
+An unknown, deleted or never-stored (``store: false``) id is 400 ``previous_response_not_found``.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +27,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from reference_gateway import translate
+from reference_gateway.background import BackgroundRunner
 from reference_gateway.config import GatewayConfig
 from reference_gateway.emitter import Emitter
 from reference_gateway.errors import APIError
 from reference_gateway.params import CreateRequest, parse_create
-from reference_gateway.store import ResponseStore
+from reference_gateway.pagination import item_page
+from reference_gateway.store import PENDING, ResponseStore
 from reference_gateway.upstream import Upstream
 
 log = logging.getLogger("reference_gateway")
@@ -63,6 +77,7 @@ async def read_json(request: Request, max_bytes: int) -> object:
 
 def create_app(config: GatewayConfig) -> Starlette:
     store = ResponseStore(config.db_path)
+    background = BackgroundRunner(store)
     upstream: Upstream | None = None  # created on the server's event loop, in lifespan
 
     @contextlib.asynccontextmanager
@@ -72,32 +87,61 @@ def create_app(config: GatewayConfig) -> Starlette:
         try:
             yield
         finally:
+            await background.shutdown()
             await upstream.aclose()
             store.close()
 
-    def keep(response: dict) -> None:
-        if response["store"]:
-            store.put(response)
+    def conversation(req: CreateRequest) -> list[dict]:
+        """The stored chain (if any) followed by this request's input items."""
+        if req.previous_response_id is None:
+            return list(req.input_items)
+        previous = store.record(req.previous_response_id)
+        if previous is None:
+            raise APIError(
+                400,
+                f"Previous response with id '{req.previous_response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        if previous.body["status"] in PENDING:
+            raise APIError(
+                400,
+                f"Previous response with id '{req.previous_response_id}' is still {previous.body['status']}.",
+                param="previous_response_id",
+                code="previous_response_in_progress",
+            )
+        return previous.context + previous.body["output"] + list(req.input_items)
 
     async def create(request: Request) -> Response:
         req = parse_create(await read_json(request, config.max_body_bytes))
-        chat = translate.chat_request(req)
+        context = conversation(req)
+        messages = translate.chat_messages(req.instructions, context)
+        response = translate.new_response(req)
+
+        def keep(final: dict) -> None:
+            if final["store"]:
+                store.put(final, input_items=list(req.input_items), context=context)
+
+        if req.background:
+            keep(response)  # queued, before the client hears of it
+            background.start(req, response, translate.chat_request(req, messages, stream=False), upstream)
+            return JSONResponse(response)
         if not req.stream:
-            response = translate.from_chat_completion(req, await upstream.complete(chat))
+            completion = await upstream.complete(translate.chat_request(req, messages, stream=False))
+            translate.from_chat_completion(req, response, completion)
             keep(response)
             return JSONResponse(response)
         # Open the upstream stream first: a refusal or an unreachable upstream still gets a
         # proper status code, since nothing has been committed to the client yet.
-        opened = await upstream.open_stream(chat)
+        opened = await upstream.open_stream(translate.chat_request(req, messages, stream=True))
         return StreamingResponse(
-            stream_events(req, opened),
+            stream_events(req, Emitter(response), opened, keep),
             media_type=SSE_MEDIA_TYPE,
             headers=SSE_HEADERS,
             background=BackgroundTask(opened.aclose),  # also when the body never started
         )
 
-    async def stream_events(req: CreateRequest, opened) -> AsyncIterator[bytes]:
-        emitter = Emitter(translate.new_response(req))
+    async def stream_events(req: CreateRequest, emitter: Emitter, opened, keep) -> AsyncIterator[bytes]:
         try:
             for event in emitter.start():
                 yield sse(event)
@@ -106,18 +150,17 @@ def create_app(config: GatewayConfig) -> Starlette:
                 async for chunk in Upstream.chunks(opened):
                     chat_usage = chunk.get("usage") or chat_usage
                     for choice in chunk.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            for event in emitter.text(delta):
-                                yield sse(event)
+                        for event in deltas(emitter, choice.get("delta") or {}):
+                            yield sse(event)
                         finish_reason = choice.get("finish_reason") or finish_reason
             except APIError as exc:
                 events = emitter.fail(exc.message)
-                keep(emitter.response)
-                for event in events:
-                    yield sse(event)
-                return
-            events = emitter.finish(finish_reason, chat_usage)
+            else:
+                disallowed = req.tools.disallowed_calls(emitter.called_names())
+                if disallowed:
+                    events = emitter.fail(translate.disallowed_message(disallowed), code="tool_not_allowed")
+                else:
+                    events = emitter.finish(finish_reason, chat_usage)
             keep(emitter.response)  # stored before the terminal event: a GET right after sees it
             for event in events:
                 yield sse(event)
@@ -132,11 +175,24 @@ def create_app(config: GatewayConfig) -> Starlette:
             raise not_found(request.path_params["response_id"])
         return JSONResponse(response)
 
+    async def input_items(request: Request) -> Response:
+        record = store.record(request.path_params["response_id"])
+        if record is None:
+            raise not_found(request.path_params["response_id"])
+        return JSONResponse(item_page(record.input_items, request.query_params))
+
     async def delete(request: Request) -> Response:
         response_id = request.path_params["response_id"]
         if not store.delete(response_id):
             raise not_found(response_id)
         return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+    async def cancel(request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        cancelled = background.cancel(response_id)
+        if cancelled is None:
+            raise not_found(response_id)
+        return JSONResponse(cancelled)
 
     async def models(request: Request) -> Response:
         if config.models:
@@ -151,10 +207,26 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/v1/responses", create, methods=["POST"]),
         Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),
+        Route("/v1/responses/{response_id}/cancel", cancel, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS)
+
+
+def deltas(emitter: Emitter, delta: dict) -> list[dict]:
+    """One chat ``choices[].delta`` -> events: reasoning, then text, then tool calls."""
+    events = []
+    thought = translate.reasoning_text(delta)
+    if thought:
+        events += emitter.reasoning(thought)
+    if delta.get("content"):
+        events += emitter.text(delta["content"])
+    for call in delta.get("tool_calls") or []:
+        if isinstance(call, dict):
+            events += emitter.tool_call(call)
+    return events
 
 
 def not_found(response_id: str) -> APIError:

@@ -1,31 +1,50 @@
-"""The streaming event state machine: chat-completions chunks in, Responses events out.
+"""The streaming event state machine: chat-completions deltas in, Responses events out.
 
-Grammar it produces (what OpenAI's service sends for a text answer; see
-shared/fixtures/openai-recorded and the SDK's ``ResponseStreamEvent`` union):
+Grammar it produces (what OpenAI's service sends; see shared/fixtures/openai-recorded and the
+SDK's ``ResponseStreamEvent`` union):
 
     response.created  response.in_progress
-    response.output_item.added  response.content_part.added
-    response.output_text.delta*
-    response.output_text.done  response.content_part.done  response.output_item.done
+    item*
     (response.completed | response.incomplete)
 
+    item := reasoning | message | function_call
+    reasoning := output_item.added  content_part.added(reasoning_text)
+                 reasoning_text.delta*  reasoning_text.done  content_part.done  output_item.done
+    message := output_item.added  content_part.added(output_text)
+               output_text.delta*  output_text.done  content_part.done  output_item.done
+    function_call := output_item.added  function_call_arguments.delta*
+                     function_call_arguments.done  output_item.done
+
 or, when the upstream fails, ``error`` then ``response.failed``. ``sequence_number`` starts at
-0 and rises by exactly 1. Each method returns the events it produced (dicts); framing them
-as SSE is the caller's job, which keeps this file free of I/O.
+0 and rises by exactly 1; ``output_index`` is dense. At most one item is open at a time: events
+of two items never interleave.
+
+Reasoning and message text stream live. Function-call deltas are buffered per chat tool-call
+index and emitted when the upstream stream ends, each upstream fragment as one
+``function_call_arguments.delta``: chat servers may interleave the deltas of parallel calls, a
+Responses stream may not, and a call to a tool that was not allowed is caught before anything
+of it is sent. Items therefore come as: reasoning, message, function calls (translate.py keeps
+the non-streamed path in the same order).
+
+Each method returns the events it produced (dicts); framing them as SSE is the caller's job,
+which keeps this file free of I/O.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from enum import Enum
 
 from reference_gateway import translate
+from reference_gateway.ids import new_id
 
 
 class State(Enum):
     IDLE = "idle"  # nothing sent yet
-    STARTED = "started"  # response.created / in_progress sent
-    IN_TEXT = "in_text"  # message item and its content part are open
+    STARTED = "started"  # response.created / in_progress sent; no item open
+    IN_REASONING = "in_reasoning"  # a reasoning item and its reasoning_text part are open
+    IN_TEXT = "in_text"  # a message item and its output_text part are open
     CLOSED = "closed"  # a terminal event was sent; nothing may follow
 
 
@@ -33,13 +52,32 @@ class ProtocolError(RuntimeError):
     """The caller drove the emitter out of order (a gateway bug, never the client's)."""
 
 
+@dataclass
+class _ToolCall:
+    call_id: str = ""
+    name: str = ""
+    fragments: list[str] = field(default_factory=list)
+
+
+# State of an open text-like item -> (delta event, done event, done field, part, item builder).
+_TEXT_KINDS = {
+    State.IN_REASONING: ("response.reasoning_text.delta", "response.reasoning_text.done",
+                         translate.reasoning_part, translate.reasoning_item, "rs"),
+    State.IN_TEXT: ("response.output_text.delta", "response.output_text.done",
+                    translate.text_part, translate.message_item, "msg"),
+}
+
+
 class Emitter:
     def __init__(self, response: dict) -> None:
         self.response = response  # the Response object, filled in as the stream goes
-        self.item_id = translate.new_id("msg")
         self.state = State.IDLE
+        self.output: list[dict] = []  # closed items, in output_index order
         self._sequence = 0
+        self._item_id = ""
         self._text: list[str] = []
+        self._calls: dict[int, _ToolCall] = {}
+        self._has_message = False
 
     def _event(self, type: str, **fields) -> dict:
         event = {"type": type, "sequence_number": self._sequence, **fields}
@@ -54,6 +92,9 @@ class Emitter:
         # Events carry a copy: later changes to the response must not reach sent events.
         return copy.deepcopy(self.response)
 
+    def _where(self) -> dict:
+        return {"item_id": self._item_id, "output_index": len(self.output), "content_index": 0}
+
     def start(self) -> list[dict]:
         self._expect(State.IDLE)
         self.state = State.STARTED
@@ -62,57 +103,128 @@ class Emitter:
             self._event("response.in_progress", response=self._snapshot()),
         ]
 
-    def _open_text(self) -> list[dict]:
-        self.state = State.IN_TEXT
-        where = {"item_id": self.item_id, "output_index": 0, "content_index": 0}
+    # -- text-like items (reasoning, message) -------------------------------------------------
+
+    def _open(self, state: State) -> list[dict]:
+        _, _, part, build, prefix = _TEXT_KINDS[state]
+        self._item_id = new_id(prefix)
+        self._text = []
+        self.state = state
+        if state is State.IN_TEXT:
+            self._has_message = True
         return [
-            self._event(
-                "response.output_item.added",
-                output_index=0,
-                item=translate.message_item(self.item_id, status="in_progress", content=[]),
-            ),
-            self._event("response.content_part.added", **where, part=translate.text_part("")),
+            self._event("response.output_item.added", output_index=len(self.output),
+                        item=build(self._item_id, status="in_progress", content=[])),
+            self._event("response.content_part.added", **self._where(), part=part("")),
         ]
 
-    def text(self, delta: str) -> list[dict]:
-        self._expect(State.STARTED, State.IN_TEXT)
-        events = self._open_text() if self.state is State.STARTED else []
-        if delta:
-            self._text.append(delta)
-            events.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=self.item_id,
-                    output_index=0,
-                    content_index=0,
-                    delta=delta,
-                    logprobs=[],
-                )
-            )
+    def _close(self, status: str) -> list[dict]:
+        """Close the open text-like item, if any."""
+        if self.state not in _TEXT_KINDS:
+            return []
+        _, done, part, build, _ = _TEXT_KINDS[self.state]
+        text = "".join(self._text)
+        if self.state is State.IN_REASONING:
+            status = "completed"
+        item = build(self._item_id, status=status, content=[part(text)])
+        where = self._where()
+        done_fields = {"text": text, "logprobs": []} if self.state is State.IN_TEXT else {"text": text}
+        events = [
+            self._event(done, **where, **done_fields),
+            self._event("response.content_part.done", **where, part=copy.deepcopy(item["content"][0])),
+            self._event("response.output_item.done", output_index=where["output_index"], item=copy.deepcopy(item)),
+        ]
+        self.output.append(item)
+        self.state = State.STARTED
         return events
 
+    def _delta(self, state: State, delta: str) -> list[dict]:
+        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        events = []
+        if self.state is not state:
+            events += self._close("completed")
+            events += self._open(state)
+        if delta:
+            self._text.append(delta)
+            extra = {"logprobs": []} if state is State.IN_TEXT else {}
+            events.append(self._event(_TEXT_KINDS[state][0], **self._where(), delta=delta, **extra))
+        return events
+
+    def reasoning(self, delta: str) -> list[dict]:
+        return self._delta(State.IN_REASONING, delta)
+
+    def text(self, delta: str) -> list[dict]:
+        return self._delta(State.IN_TEXT, delta)
+
+    # -- function calls -----------------------------------------------------------------------
+
+    def tool_call(self, chat_delta: dict) -> list[dict]:
+        """Buffer one chat ``tool_calls[]`` delta (``index``, ``id``, ``function.name/arguments``)."""
+        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        index = chat_delta.get("index")
+        if not isinstance(index, int):
+            index = len(self._calls)
+        call = self._calls.setdefault(index, _ToolCall())
+        if isinstance(chat_delta.get("id"), str) and not call.call_id:
+            call.call_id = chat_delta["id"]
+        function = chat_delta.get("function") or {}
+        if isinstance(function.get("name"), str):
+            call.name += function["name"]  # as the openai SDK accumulates chat deltas
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            call.fragments.append(arguments)
+        return []
+
+    def called_names(self) -> list[str]:
+        return [call.name for call in self._calls.values()]
+
+    def _emit_call(self, call: _ToolCall, status: str) -> list[dict]:
+        item_id = new_id("fc")
+        index = len(self.output)
+        call_id = call.call_id or new_id("call")
+        added = translate.function_call_item(item_id, call_id=call_id, name=call.name, arguments="",
+                                             status="in_progress")
+        events = [self._event("response.output_item.added", output_index=index, item=added)]
+        for fragment in call.fragments:
+            events.append(self._event("response.function_call_arguments.delta", item_id=item_id,
+                                      output_index=index, delta=fragment))
+        arguments = "".join(call.fragments)
+        events.append(self._event("response.function_call_arguments.done", item_id=item_id, output_index=index,
+                                  arguments=arguments, name=call.name))
+        item = translate.function_call_item(item_id, call_id=call_id, name=call.name, arguments=arguments,
+                                            status=status)
+        events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
+        self.output.append(item)
+        return events
+
+    # -- the end ------------------------------------------------------------------------------
+
     def finish(self, finish_reason: str | None, chat_usage: dict | None) -> list[dict]:
-        """Close the item and emit the terminal event. ``self.response`` is final afterwards."""
-        events = self.text("")  # an empty answer still gets its item and content part
-        text = "".join(self._text)
-        translate.finish(
-            self.response, item_id=self.item_id, text=text, finish_reason=finish_reason, chat_usage=chat_usage
-        )
-        item = self.response["output"][0]
-        where = {"item_id": self.item_id, "output_index": 0, "content_index": 0}
-        events += [
-            self._event("response.output_text.done", **where, text=text, logprobs=[]),
-            self._event("response.content_part.done", **where, part=copy.deepcopy(item["content"][0])),
-            self._event("response.output_item.done", output_index=0, item=copy.deepcopy(item)),
-        ]
+        """Close every item and emit the terminal event. ``self.response`` is final afterwards."""
+        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        status = translate.item_status(finish_reason)
+        events = []
+        if self.state is State.IN_REASONING:
+            events += self._close(status)
+        if not self._has_message and not self._calls:
+            events += self.text("")  # an answer with no text still gets its message item
+        events += self._close(status)
+        for index in sorted(self._calls):
+            events += self._emit_call(self._calls[index], status)
+        translate.finish(self.response, output=copy.deepcopy(self.output), finish_reason=finish_reason,
+                         chat_usage=chat_usage)
         terminal = "response.completed" if self.response["status"] == "completed" else "response.incomplete"
         events.append(self._event(terminal, response=self._snapshot()))
         self.state = State.CLOSED
         return events
 
     def fail(self, message: str, *, code: str = "server_error") -> list[dict]:
-        """``error`` (nested, as OpenAI's service sends it) then ``response.failed``."""
-        self._expect(State.STARTED, State.IN_TEXT)
+        """``error`` (nested, as OpenAI's service sends it) then ``response.failed``.
+
+        An open item is left as it is: OpenAI's service ends a failed stream the same way.
+        """
+        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        self.response["output"] = copy.deepcopy(self.output)
         translate.fail(self.response, message)
         self.state = State.CLOSED
         return [

@@ -5,11 +5,32 @@ messages: the same messages always give the same answer. One token is one word c
 (``"lorem"``, ``" ipsum"``, ...). ``max_tokens`` / ``max_completion_tokens`` cut the answer
 with ``finish_reason: "length"``; otherwise it is ``DEFAULT_TOKENS`` long and ends with ``stop``.
 
+What the request asks for decides the kind of answer, in this order:
+
+1. Tool calls, when the request has ``tools``, the last message is not a ``tool`` message
+   (a tool result is always answered with text, so a round trip ends), ``tool_choice`` is not
+   ``"none"``, and either ``tool_choice`` is ``"required"`` or names a function, or it is
+   ``"auto"``/absent and the last user message contains the word "tool" or "call"
+   (case-insensitive, whole word). Which tools: the named one; else the first, plus the second
+   when ``tool_choice`` is ``"required"``, ``parallel_tool_calls`` is not false and two or more
+   tools are offered. Arguments are JSON generated from each tool's ``parameters`` schema
+   (schema_example.py); ids are ``call_`` + 24 hex digits, distinct and deterministic. Streamed,
+   each call's arguments come in ``TOOL_ARGUMENT_CHUNK``-character chunks after a first chunk
+   with its id and name; ``finish_reason`` is ``tool_calls``. Each chunk counts as a token.
+2. Structured output, when ``response_format`` is ``json_schema`` (JSON generated from the
+   schema) or ``json_object`` (``{"answer": "<words>"}``), in ``JSON_CHUNK``-character tokens.
+3. Text, as above.
+
 Model-name directives (anything else behaves like ``mock-1``):
     mock-empty          an empty answer
     mock-error          HTTP 500 with an error envelope
     mock-broken-stream  streams a few chunks, then drops the connection
     mock-slow           waits ``SLOW_DELAY_S`` before answering
+    mock-reasoning      first ``REASONING_TOKENS`` tokens of ``reasoning_content`` (vLLM's field),
+                        then the answer; they count in ``completion_tokens_details.reasoning_tokens``
+    mock-echo           answers with the compact JSON of the messages it received,
+                        ``[{"role": ..., "content": ...}, ...]`` (tool calls as
+                        ``"tool_calls": [name, ...]``), so a client can see the context it built
 
 The last requests received are kept in ``app.state.requests`` so tests can see what the
 gateway sent.
@@ -23,6 +44,7 @@ import collections
 import hashlib
 import json
 import random
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -32,11 +54,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from reference_gateway.schema_example import example
+
 MODEL = "mock-1"
 DEFAULT_TOKENS = 24
 SLOW_DELAY_S = 1.0
 BROKEN_STREAM_TOKENS = 3
-RECORDED_REQUESTS = 32
+RECORDED_REQUESTS = 64
+REASONING_TOKENS = 8
+TOOL_ARGUMENT_CHUNK = 7
+JSON_CHUNK = 6
+TOOL_WORDS = re.compile(r"\b(tool|call)\b", re.IGNORECASE)
 VOCABULARY = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
     "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud"
@@ -65,6 +93,53 @@ def prompt_tokens(messages: list) -> int:
     return max(words, 1)
 
 
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _last_user_text(messages: list) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content if isinstance(content, str) else ""
+    return ""
+
+
+def chosen_tools(body: dict) -> list[dict]:
+    """The ``function`` objects of the tools to call (the rule in the module docstring)."""
+    tools = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
+    tools = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    messages = body.get("messages") or []
+    if not tools or (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
+        return []
+    choice = body.get("tool_choice", "auto")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return [t for t in tools if t["name"] == name][:1]
+    if choice == "required":
+        parallel = body.get("parallel_tool_calls") is not False
+        return tools[:2] if parallel and len(tools) >= 2 else tools[:1]
+    if choice in (None, "auto") and TOOL_WORDS.search(_last_user_text(messages)):
+        return tools[:1]
+    return []
+
+
+def _echo(messages: list) -> str:
+    echoed = []
+    for message in messages:
+        entry = {"role": message.get("role"), "content": message.get("content")}
+        if message.get("tool_calls"):
+            entry["tool_calls"] = [(c.get("function") or {}).get("name") for c in message["tool_calls"]]
+        echoed.append(entry)
+    return _compact(echoed)
+
+
 def create_app() -> Starlette:
     async def chat_completions(request: Request) -> Response:
         try:
@@ -86,21 +161,61 @@ def create_app() -> Starlette:
             return _error(500, "The mock upstream failed on purpose.", type="server_error")
         if model == "mock-slow":
             await asyncio.sleep(SLOW_DELAY_S)
-        answer = [] if model == "mock-empty" else tokens(messages, DEFAULT_TOKENS)
-        finish_reason = "stop"
-        if limit is not None and limit < len(answer):
-            answer, finish_reason = answer[:limit], "length"
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        reasoning = tokens(["reasoning", *messages], REASONING_TOKENS) if model == "mock-reasoning" else []
+
+        # calls: [(id, name, [argument chunks])]; answer: content tokens.
+        calls = []
+        for i, tool in enumerate(chosen_tools(body)):
+            arguments = _compact(example(tool.get("parameters") or {"type": "object", "properties": {}}))
+            call_id = "call_" + hashlib.sha256(f"{digest}:{i}".encode()).hexdigest()[:24]
+            calls.append((call_id, tool["name"], _chunks(arguments, TOOL_ARGUMENT_CHUNK)))
+        response_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
+        if calls or model == "mock-empty":
+            answer = []
+        elif model == "mock-echo":
+            answer = _chunks(_echo(messages), JSON_CHUNK)
+        elif response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema") or {}
+            answer = _chunks(_compact(example(schema)), JSON_CHUNK)
+        elif response_format.get("type") == "json_object":
+            answer = _chunks(_compact({"answer": "".join(tokens(messages, 4))}), JSON_CHUNK)
+        else:
+            answer = tokens(messages, DEFAULT_TOKENS)
+        finish_reason = "tool_calls" if calls else "stop"
+        produced = len(answer) + sum(len(chunks) + 1 for _, _, chunks in calls)
+        if limit is not None and limit < produced:
+            finish_reason = "length"
+            if calls:  # cut the argument chunks, call by call
+                budget, cut = limit, []
+                for call_id, name, chunks in calls:
+                    if budget <= 0:
+                        break
+                    cut.append((call_id, name, chunks[: budget - 1]))
+                    budget -= len(chunks) + 1
+                calls = cut
+            answer = answer[:limit]
+            produced = limit
         usage = {
             "prompt_tokens": prompt_tokens(messages),
-            "completion_tokens": len(answer),
-            "total_tokens": prompt_tokens(messages) + len(answer),
+            "completion_tokens": produced + len(reasoning),
+            "total_tokens": prompt_tokens(messages) + produced + len(reasoning),
         }
-        completion_id = "chatcmpl-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": len(reasoning)}
+        completion_id = "chatcmpl-" + digest[:24]
         created = int(time.time())
         base = {"id": completion_id, "created": created, "model": model, "system_fingerprint": None}
 
         if not body.get("stream"):
-            message = {"role": "assistant", "content": "".join(answer)}
+            message = {"role": "assistant", "content": "".join(answer) if answer or not calls else None}
+            if reasoning:
+                message["reasoning_content"] = "".join(reasoning)
+            if calls:
+                message["tool_calls"] = [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": "".join(chunks)}}
+                    for call_id, name, chunks in calls
+                ]
             choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
             return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
 
@@ -111,11 +226,21 @@ def create_app() -> Starlette:
                 chunk = {**base, "object": "chat.completion.chunk", "choices": choices, **extra}
                 return f"data: {json.dumps(chunk)}\n\n".encode()
 
-            yield frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            def delta(**fields) -> bytes:
+                return frame([{"index": 0, "delta": fields, "finish_reason": None}])
+
+            yield delta(role="assistant", content="")
+            for token in reasoning:
+                yield delta(reasoning_content=token)
             for i, token in enumerate(answer):
                 if model == "mock-broken-stream" and i == BROKEN_STREAM_TOKENS:
                     raise ConnectionAbortedError("mock-broken-stream: dropping the connection on purpose")
-                yield frame([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
+                yield delta(content=token)
+            for index, (call_id, name, arguments) in enumerate(calls):
+                yield delta(tool_calls=[{"index": index, "id": call_id, "type": "function",
+                                         "function": {"name": name, "arguments": ""}}])
+                for piece in arguments:
+                    yield delta(tool_calls=[{"index": index, "function": {"arguments": piece}}])
             yield frame([{"index": 0, "delta": {}, "finish_reason": finish_reason}])
             if include_usage:
                 yield frame([], usage=usage)

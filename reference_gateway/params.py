@@ -8,12 +8,15 @@ implement are refused with ``unsupported_parameter`` instead of being silently i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
 
 from reference_gateway.errors import APIError, invalid, unsupported
+from reference_gateway.input_items import parse_input, type_error
+from reference_gateway.tools import ToolSetup, parse_tools
 
 # Every name the pinned SDK can send (plus ``stream``, which lives in its two subclasses).
 KNOWN_PARAMS = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"}
@@ -27,7 +30,6 @@ UNSUPPORTED_PARAMS = frozenset(
         "conversation",
         "image",
         "moderation",
-        "previous_response_id",
         "prompt",
         "prompt_cache_options",
         "prompt_cache_retention",
@@ -40,52 +42,37 @@ MIN_OUTPUT_TOKENS = 16
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
-
-MESSAGE_ROLES = ("user", "system", "developer", "assistant")
-TEXT_PART_TYPES = ("input_text", "output_text")
+# ``text.format.name`` rule from the API reference (ResponseFormatTextJSONSchemaConfig.name).
+JSON_SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 @dataclass(frozen=True)
 class CreateRequest:
     model: str
-    messages: tuple[dict, ...]  # chat-completions messages, instructions first
+    input_items: tuple[dict, ...]  # normalized, with ids (what GET .../input_items lists)
     instructions: str | None
+    previous_response_id: str | None
     stream: bool
     store: bool
+    background: bool
     temperature: float | None
     top_p: float | None
     max_output_tokens: int | None
     max_tool_calls: int | None
     metadata: dict[str, str]
     parallel_tool_calls: bool
-    tool_choice: str
+    tools: ToolSetup
     truncation: str
+    text_format: dict
     text_verbosity: str
+    reasoning_effort: str | None
     user: str | None
     safety_identifier: str | None
     prompt_cache_key: str | None
 
 
-def _type_error(param: str, expected: str, value: Any) -> APIError:
-    return invalid(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_type_error = type_error
 
 
 def _is_number(value: Any) -> bool:
@@ -125,48 +112,6 @@ def _number_in(body: dict, name: str, low: float, high: float) -> float | None:
     return float(value)
 
 
-def _messages(value: Any) -> list[dict]:
-    """Input items -> chat messages (content parts joined into one text)."""
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list):
-        raise _type_error("input", "a string or an array of input items", value)
-    messages = []
-    for i, item in enumerate(value):
-        where = f"input[{i}]"
-        if not isinstance(item, dict):
-            raise _type_error(where, "an object", item)
-        kind = item.get("type", "message")
-        if kind != "message":
-            raise unsupported(f"{where}.type", f"input item type {kind!r}")
-        role = item.get("role")
-        if role not in MESSAGE_ROLES:
-            raise invalid(
-                f"Invalid value for '{where}.role': expected one of {', '.join(MESSAGE_ROLES)}.",
-                param=f"{where}.role",
-                code="invalid_value" if role is not None else "missing_required_parameter",
-            )
-        content = item.get("content")
-        if isinstance(content, str):
-            text = content
-        elif isinstance(content, list):
-            texts = []
-            for j, part in enumerate(content):
-                part_where = f"{where}.content[{j}]"
-                if not isinstance(part, dict):
-                    raise _type_error(part_where, "an object", part)
-                if part.get("type") not in TEXT_PART_TYPES:
-                    raise unsupported(f"{part_where}.type", f"content part type {part.get('type')!r}")
-                if not isinstance(part.get("text"), str):
-                    raise _type_error(f"{part_where}.text", "a string", part.get("text"))
-                texts.append(part["text"])
-            text = "".join(texts)
-        else:
-            raise _type_error(f"{where}.content", "a string or an array of content parts", content)
-        messages.append({"role": role, "content": text})
-    return messages
-
-
 def _metadata(value: Any) -> dict[str, str]:
     if value is None:
         return {}
@@ -196,63 +141,86 @@ def _metadata(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def _tools(body: dict) -> None:
-    tools = body.get("tools")
-    if tools is None:
-        return
-    if not isinstance(tools, list):
-        raise _type_error("tools", "an array", tools)
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise _type_error(f"tools[{i}]", "an object", tool)
-        # Function tools would need tool-call items in both directions; refused honestly.
-        raise unsupported("tools", f"tools of type {tool.get('type')!r}")
-
-
-def _tool_choice(body: dict) -> str:
-    choice = body.get("tool_choice")
-    if choice is None:
-        return "auto"
-    if choice in ("auto", "none"):
-        return choice
-    if isinstance(choice, (str, dict)):
-        raise unsupported("tool_choice", f"tool_choice {choice!r}")
-    raise _type_error("tool_choice", "a string or an object", choice)
-
-
-def _text_verbosity(body: dict) -> str:
+def _text(body: dict) -> tuple[dict, str]:
+    """``text.format`` (echoed exactly as the SDK types it) and ``text.verbosity``."""
     text = _optional(body, "text", dict, "an object")
     if text is None:
-        return "medium"
+        return {"type": "text"}, "medium"
     for key in text:
         if key not in ("format", "verbosity"):
             raise invalid(f"Unknown parameter: 'text.{key}'.", param=f"text.{key}", code="unknown_parameter")
     fmt = text.get("format")
-    if fmt is not None:
-        if not isinstance(fmt, dict):
-            raise _type_error("text.format", "an object", fmt)
-        if fmt.get("type") != "text":
-            raise unsupported("text.format", f"text.format type {fmt.get('type')!r}")
+    if fmt is None:
+        fmt = {"type": "text"}
+    elif not isinstance(fmt, dict):
+        raise _type_error("text.format", "an object", fmt)
+    kind = fmt.get("type")
+    if kind in ("text", "json_object"):
+        fmt = {"type": kind}
+    elif kind == "json_schema":
+        fmt = _json_schema_format(fmt)
+    else:
+        raise unsupported("text.format", f"text.format type {kind!r}")
     verbosity = text.get("verbosity")
     if verbosity is None:
-        return "medium"
+        return fmt, "medium"
     if verbosity not in ("low", "medium", "high"):
         raise invalid("Invalid value for 'text.verbosity'.", param="text.verbosity")
-    return verbosity
+    return fmt, verbosity
+
+
+def _json_schema_format(fmt: dict) -> dict:
+    """The SDK's ``ResponseFormatTextJSONSchemaConfig``: name and schema required."""
+    name = fmt.get("name")
+    if name is None:
+        raise invalid("Missing required parameter: 'text.format.name'.", param="text.format.name",
+                      code="missing_required_parameter")
+    if not isinstance(name, str) or not JSON_SCHEMA_NAME.match(name):
+        raise invalid(f"Invalid 'text.format.name': must match {JSON_SCHEMA_NAME.pattern}.",
+                      param="text.format.name")
+    schema = fmt.get("schema")
+    if schema is None:
+        raise invalid("Missing required parameter: 'text.format.schema'.", param="text.format.schema",
+                      code="missing_required_parameter")
+    if not isinstance(schema, dict):
+        raise _type_error("text.format.schema", "an object", schema)
+    echoed = {"type": "json_schema", "name": name, "schema": schema}
+    for key, kind, expected in (("description", str, "a string"), ("strict", bool, "a boolean")):
+        value = fmt.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise _type_error(f"text.format.{key}", expected, value)
+        if key in fmt:
+            echoed[key] = value
+    for key in fmt:
+        if key not in ("type", "name", "schema", "description", "strict"):
+            raise invalid(f"Unknown parameter: 'text.format.{key}'.", param=f"text.format.{key}",
+                          code="unknown_parameter")
+    return echoed
+
+
+def _reasoning_effort(body: dict) -> str | None:
+    reasoning = _optional(body, "reasoning", dict, "an object")
+    if not reasoning:
+        return None
+    for key, value in reasoning.items():
+        if key == "effort" or value is None:
+            continue
+        # A summary cannot be made from a chat upstream's raw reasoning; refused, not faked.
+        raise unsupported(f"reasoning.{key}")
+    effort = reasoning.get("effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise invalid(f"Invalid value for 'reasoning.effort': expected one of {', '.join(REASONING_EFFORTS)}.",
+                      param="reasoning.effort")
+    return effort
 
 
 def _refuse_unimplemented(body: dict) -> None:
     for name in sorted(UNSUPPORTED_PARAMS):
         if body.get(name) is not None:
             raise unsupported(name)
-    if _optional(body, "background", bool, "a boolean"):
-        raise unsupported("background")
     include = _optional(body, "include", list, "an array")
     if include:
         raise unsupported("include")
-    reasoning = _optional(body, "reasoning", dict, "an object")
-    if reasoning and any(v is not None for v in reasoning.values()):
-        raise unsupported("reasoning")
     top_logprobs = _optional(body, "top_logprobs", int, "an integer")
     if top_logprobs:
         raise unsupported("top_logprobs")
@@ -283,12 +251,11 @@ def parse_create(body: Any) -> CreateRequest:
 
     _refuse_unimplemented(body)
     instructions = _optional(body, "instructions", str, "a string")
+    previous = _optional(body, "previous_response_id", str, "a string")
     if "input" not in body or body["input"] is None:
         raise invalid("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
-    messages = _messages(body["input"])
-    if instructions is not None:
-        messages.insert(0, {"role": "system", "content": instructions})
-    if not messages:
+    input_items = parse_input(body["input"])
+    if not input_items:
         raise invalid("Invalid 'input': expected at least one input item.", param="input", code="empty_array")
 
     max_output_tokens = _optional(body, "max_output_tokens", int, "an integer")
@@ -303,26 +270,37 @@ def parse_create(body: Any) -> CreateRequest:
     truncation = _optional(body, "truncation", str, "a string") or "disabled"
     if truncation not in ("auto", "disabled"):
         raise invalid("Invalid value for 'truncation': expected 'auto' or 'disabled'.", param="truncation")
-    _tools(body)
+    tools = parse_tools(body)
     parallel = _optional(body, "parallel_tool_calls", bool, "a boolean")
-    stream = _optional(body, "stream", bool, "a boolean")
-    store = _optional(body, "store", bool, "a boolean")
+    stream = bool(_optional(body, "stream", bool, "a boolean"))
+    store = _optional(body, "store", bool, "a boolean") is not False
+    background = bool(_optional(body, "background", bool, "a boolean"))
+    if background and not store:
+        raise invalid("'background' requires 'store' to be true.", param="background")
+    if background and stream:
+        # Streaming a background response (and resuming it by sequence_number) is not built.
+        raise unsupported("stream", "streaming a background response")
+    text_format, verbosity = _text(body)
 
     return CreateRequest(
         model=model,
-        messages=tuple(messages),
+        input_items=tuple(input_items),
         instructions=instructions,
-        stream=bool(stream),
-        store=store is not False,
+        previous_response_id=previous,
+        stream=stream,
+        store=store,
+        background=background,
         temperature=_number_in(body, "temperature", 0, 2),
         top_p=_number_in(body, "top_p", 0, 1),
         max_output_tokens=max_output_tokens,
         max_tool_calls=max_tool_calls,
         metadata=_metadata(body.get("metadata")),
         parallel_tool_calls=parallel is not False,
-        tool_choice=_tool_choice(body),
+        tools=tools,
         truncation=truncation,
-        text_verbosity=_text_verbosity(body),
+        text_format=text_format,
+        text_verbosity=verbosity,
+        reasoning_effort=_reasoning_effort(body),
         user=_optional(body, "user", str, "a string"),
         safety_identifier=_optional(body, "safety_identifier", str, "a string"),
         prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"),

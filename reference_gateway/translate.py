@@ -1,33 +1,83 @@
 """Responses request -> chat-completions request; chat result -> Response object.
 
 The streamed and the non-streamed paths build their Response objects with the same functions
-here, so the two are equivalent by construction.
+here, so the two are equivalent by construction. Output items come in one order on both paths:
+reasoning, then the assistant message, then function calls (in the upstream's tool-call index
+order). Reasoning items are always ``completed``; the message and the function calls carry the
+response's final item status (``incomplete`` when the token budget ran out).
 """
 
 from __future__ import annotations
 
-import secrets
+import json
 import time
 
+from reference_gateway.errors import invalid
+from reference_gateway.ids import new_id
 from reference_gateway.params import CreateRequest
 
 # chat-completions finish_reason -> (response status, incomplete_details.reason).
 # ``length`` means the token budget ran out: OpenAI reports it as incomplete/max_output_tokens.
+# ``tool_calls`` (and the legacy ``function_call``) is a normal end of turn: completed.
 FINISH_REASONS = {
     "stop": ("completed", None),
+    "tool_calls": ("completed", None),
+    "function_call": ("completed", None),
     "length": ("incomplete", "max_output_tokens"),
     "content_filter": ("incomplete", "content_filter"),
 }
 
 
-def new_id(prefix: str) -> str:
-    """``resp_`` / ``msg_`` followed by 48 hex digits, the length OpenAI's ids have."""
-    return f"{prefix}_{secrets.token_hex(24)}"
+def _content_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content)
 
 
-def chat_request(req: CreateRequest) -> dict:
-    body: dict = {"model": req.model, "messages": list(req.messages), "stream": req.stream}
-    if req.stream:
+def chat_messages(instructions: str | None, context: list[dict]) -> list[dict]:
+    """The conversation (stored chain + this input, as items) -> chat messages.
+
+    Only this request's ``instructions`` become the system message; earlier turns' instructions
+    are not carried over (OpenAI: "the instructions from a previous response will not be carried
+    over"). Consecutive function calls (and an assistant text right before them) form one
+    assistant message with ``tool_calls``. A ``function_call_output`` must answer a function call
+    earlier in the conversation.
+    """
+    messages: list[dict] = []
+    if instructions is not None:
+        messages.append({"role": "system", "content": instructions})
+    call_ids: set[str] = set()
+    for item in context:
+        kind = item["type"]
+        if kind == "message":
+            messages.append({"role": item["role"], "content": _content_text(item["content"])})
+        elif kind == "function_call":
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_call_id" not in last:
+                last.setdefault("tool_calls", []).append(call)
+                if last["content"] == "":
+                    last["content"] = None
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            call_ids.add(item["call_id"])
+        elif kind == "function_call_output":
+            if item["call_id"] not in call_ids:
+                raise invalid(
+                    f"No tool call found for function call output with call_id {item['call_id']!r}.",
+                    param="input",
+                )
+            messages.append({"role": "tool", "tool_call_id": item["call_id"],
+                             "content": _content_text(item["output"])})
+        # reasoning items: chat-completions has no input form for them; they are kept in the
+        # stored conversation and contribute nothing upstream.
+    return messages
+
+
+def chat_request(req: CreateRequest, messages: list[dict], *, stream: bool) -> dict:
+    body: dict = {"model": req.model, "messages": messages, "stream": stream}
+    if stream:
         body["stream_options"] = {"include_usage": True}
     if req.temperature is not None:
         body["temperature"] = req.temperature
@@ -39,6 +89,15 @@ def chat_request(req: CreateRequest) -> dict:
         body["max_completion_tokens"] = req.max_output_tokens
     if req.user is not None:
         body["user"] = req.user
+    if req.reasoning_effort is not None:
+        body["reasoning_effort"] = req.reasoning_effort
+    body.update(req.tools.chat_fields(req.parallel_tool_calls))
+    fmt = req.text_format
+    if fmt["type"] == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    elif fmt["type"] == "json_schema":
+        schema = {k: fmt[k] for k in ("name", "schema", "description", "strict") if fmt.get(k) is not None}
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
     return body
 
 
@@ -49,8 +108,8 @@ def new_response(req: CreateRequest) -> dict:
         "object": "response",
         "created_at": int(time.time()),
         "completed_at": None,
-        "status": "in_progress",
-        "background": False,
+        "status": "queued" if req.background else "in_progress",
+        "background": req.background,
         "error": None,
         "incomplete_details": None,
         "instructions": req.instructions,
@@ -59,16 +118,16 @@ def new_response(req: CreateRequest) -> dict:
         "model": req.model,
         "output": [],
         "parallel_tool_calls": req.parallel_tool_calls,
-        "previous_response_id": None,
+        "previous_response_id": req.previous_response_id,
         "prompt_cache_key": req.prompt_cache_key,
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": {"effort": req.reasoning_effort, "summary": None},
         "safety_identifier": req.safety_identifier,
         "service_tier": "default",
         "store": req.store,
         "temperature": 1.0 if req.temperature is None else req.temperature,
-        "text": {"format": {"type": "text"}, "verbosity": req.text_verbosity},
-        "tool_choice": req.tool_choice,
-        "tools": [],
+        "text": {"format": req.text_format, "verbosity": req.text_verbosity},
+        "tool_choice": req.tools.tool_choice,
+        "tools": [dict(t) for t in req.tools.tools],
         "top_logprobs": 0,
         "top_p": 1.0 if req.top_p is None else req.top_p,
         "truncation": req.truncation,
@@ -82,8 +141,21 @@ def text_part(text: str) -> dict:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
+def reasoning_part(text: str) -> dict:
+    return {"type": "reasoning_text", "text": text}
+
+
 def message_item(item_id: str, *, status: str, content: list[dict]) -> dict:
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def reasoning_item(item_id: str, *, status: str, content: list[dict]) -> dict:
+    return {"id": item_id, "type": "reasoning", "summary": [], "content": content, "status": status}
+
+
+def function_call_item(item_id: str, *, call_id: str, name: str, arguments: str, status: str) -> dict:
+    return {"id": item_id, "type": "function_call", "call_id": call_id, "name": name,
+            "arguments": arguments, "status": status}
 
 
 def usage(chat_usage: dict | None) -> dict | None:
@@ -107,10 +179,14 @@ def status_of(finish_reason: str | None) -> tuple[str, str | None]:
     return FINISH_REASONS.get(finish_reason or "stop", ("completed", None))
 
 
-def finish(response: dict, *, item_id: str, text: str, finish_reason: str | None, chat_usage: dict | None) -> dict:
-    """Fill ``response`` in place with its single message item, final status and usage."""
+def item_status(finish_reason: str | None) -> str:
+    return "completed" if status_of(finish_reason)[0] == "completed" else "incomplete"
+
+
+def finish(response: dict, *, output: list[dict], finish_reason: str | None, chat_usage: dict | None) -> dict:
+    """Fill ``response`` in place with its output items, final status and usage."""
     status, reason = status_of(finish_reason)
-    response["output"] = [message_item(item_id, status=status, content=[text_part(text)])]
+    response["output"] = output
     response["status"] = status
     response["incomplete_details"] = {"reason": reason} if reason else None
     response["completed_at"] = int(time.time()) if status == "completed" else None
@@ -119,19 +195,48 @@ def finish(response: dict, *, item_id: str, text: str, finish_reason: str | None
 
 
 def fail(response: dict, message: str) -> dict:
+    """``error.code`` is an enum in the SDK (``ResponseError``); ``server_error`` is the one that
+    fits every gateway-side failure, and the message says what happened."""
     response["status"] = "failed"
     response["error"] = {"code": "server_error", "message": message}
     return response
 
 
-def from_chat_completion(req: CreateRequest, completion: dict) -> dict:
-    """A complete Response object from a non-streamed chat completion."""
+def disallowed_message(names: list[str]) -> str:
+    return f"The upstream called tools that were not allowed: {', '.join(sorted(set(names)))}."
+
+
+def reasoning_text(source: dict) -> str:
+    """vLLM sends ``reasoning_content`` (older) or ``reasoning`` (newer) on messages and deltas."""
+    value = source.get("reasoning_content")
+    if value is None:
+        value = source.get("reasoning")
+    return value if isinstance(value, str) else ""
+
+
+def from_chat_completion(req: CreateRequest, response: dict, completion: dict) -> dict:
+    """Fill ``response`` from a non-streamed chat completion (same items as the streamed path)."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    return finish(
-        new_response(req),
-        item_id=new_id("msg"),
-        text=message.get("content") or "",
-        finish_reason=choice.get("finish_reason"),
-        chat_usage=completion.get("usage"),
-    )
+    finish_reason = choice.get("finish_reason")
+    final = item_status(finish_reason)
+    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    disallowed = req.tools.disallowed_calls([(c.get("function") or {}).get("name") or "" for c in calls])
+    if disallowed:
+        return fail(response, disallowed_message(disallowed))
+    output = []
+    thought = reasoning_text(message)
+    if thought:
+        output.append(reasoning_item(new_id("rs"), status="completed", content=[reasoning_part(thought)]))
+    text = message.get("content") or ""
+    if text or not calls:
+        output.append(message_item(new_id("msg"), status=final, content=[text_part(text)]))
+    for call in calls:
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):  # a few servers send an object here
+            arguments = json.dumps(arguments if arguments is not None else {}, separators=(",", ":"))
+        output.append(function_call_item(
+            new_id("fc"), call_id=call.get("id") or new_id("call"), name=function.get("name") or "",
+            arguments=arguments, status=final))
+    return finish(response, output=output, finish_reason=finish_reason, chat_usage=completion.get("usage"))

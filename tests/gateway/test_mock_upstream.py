@@ -50,3 +50,50 @@ def test_rejects_bad_input(target):
         assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
         assert c.get("/models").json()["data"][0]["id"] == "mock-1"
         assert c.get(f"{target.upstream.origin}/health").status_code == 200
+
+
+SCHEMAS = [
+    {"type": "object", "properties": {"s": {"type": "string", "minLength": 9, "maxLength": 12},
+                                      "n": {"type": "number", "exclusiveMinimum": 2, "maximum": 9},
+                                      "i": {"type": "integer", "minimum": 3, "multipleOf": 2},
+                                      "b": {"type": "boolean"}, "z": {"type": "null"},
+                                      "e": {"enum": ["x", "y"]}, "c": {"const": 7},
+                                      "d": {"type": "string", "format": "date-time"},
+                                      "arr": {"type": "array", "items": {"type": "integer"}, "minItems": 3},
+                                      "o": {"$ref": "#/$defs/node"}, "u": {"type": ["null", "string"]}},
+     "required": ["s", "n", "i"], "additionalProperties": False,
+     "$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"}}, "required": ["v"]}}},
+    {"type": "array", "items": {"anyOf": [{"type": "object", "properties": {"k": {"type": "string"}}}]}},
+    {"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+               {"properties": {"b": {"type": "integer"}}, "required": ["b"]}]},
+]
+
+
+def test_schema_examples_are_valid():
+    import jsonschema
+
+    from reference_gateway.schema_example import example
+
+    for schema in SCHEMAS:
+        jsonschema.validate(example(schema), schema)
+
+
+def test_tool_call_rule_and_streamed_chunks(target, parse_sse):
+    tools = [{"type": "function", "function": {"name": n, "parameters": SCHEMAS[0]}} for n in ("f", "g")]
+    body = chat(target, tools=tools, tool_choice="required").json()
+    calls = body["choices"][0]["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["f", "g"] and calls[0]["id"] != calls[1]["id"]
+    assert body["choices"][0]["finish_reason"] == "tool_calls"
+    assert len(chat(target, tools=tools, tool_choice="required", parallel_tool_calls=False).json()
+               ["choices"][0]["message"]["tool_calls"]) == 1
+    assert "tool_calls" not in chat(target, tools=tools).json()["choices"][0]["message"]  # auto, no trigger word
+    r = chat(target, tools=tools, tool_choice={"type": "function", "function": {"name": "g"}}, stream=True)
+    chunks = [json.loads(d) for _, d in parse_sse(r.text) if d != "[DONE]"]
+    pieces = [tc["function"]["arguments"] for c in chunks if c["choices"]
+              for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+    assert len(pieces) > 3 and json.loads("".join(pieces))
+    with httpx.Client(base_url=target.upstream.base_url, timeout=TIMEOUT_S) as c:
+        after_tool = c.post("/chat/completions", json={"model": "mock-1", "tools": tools, "tool_choice": "required",
+                                                       "messages": MESSAGES + [{"role": "tool", "tool_call_id": "x",
+                                                                                "content": "1"}]}).json()
+    assert after_tool["choices"][0]["finish_reason"] == "stop"

@@ -1,0 +1,171 @@
+"""Validation of ``input`` into normalized input items, the form ``GET .../input_items`` returns.
+
+Accepted item types (anything else is refused with ``unsupported_parameter`` naming
+``input[i].type``):
+
+    message               roles user/system/developer -> ``ResponseInputMessageItem`` with
+                          ``input_text`` parts; role assistant -> ``ResponseOutputMessage`` with
+                          ``output_text`` parts (assistant history fed back by a client)
+    function_call         a call the model made earlier (``ResponseFunctionToolCallItem``)
+    function_call_output  the client's result for a call (``ResponseFunctionToolCallOutputItem``)
+    reasoning             a reasoning item fed back by a client (vLLM's client pattern); kept in
+                          the stored context, contributes nothing to the chat messages
+
+Every normalized item carries an ``id``: the client's when it sent one, else a new one with the
+prefix OpenAI uses (``msg_``, ``fc_``, ``fco_``, ``rs_``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reference_gateway.errors import invalid, unsupported
+from reference_gateway.ids import new_id
+
+MESSAGE_ROLES = ("user", "system", "developer", "assistant")
+TEXT_PART_TYPES = ("input_text", "output_text")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def type_error(param: str, expected: str, value: Any):
+    return invalid(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def _required_string(item: dict, key: str, where: str) -> str:
+    value = item.get(key)
+    if value is None:
+        raise invalid(f"Missing required parameter: '{where}.{key}'.", param=f"{where}.{key}",
+                      code="missing_required_parameter")
+    if not isinstance(value, str):
+        raise type_error(f"{where}.{key}", "a string", value)
+    return value
+
+
+def _item_id(item: dict, where: str, prefix: str) -> str:
+    given = item.get("id")
+    if given is None:
+        return new_id(prefix)
+    if not isinstance(given, str) or not given:
+        raise type_error(f"{where}.id", "a non-empty string", given)
+    return given
+
+
+def _texts(content: Any, where: str) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    if not isinstance(content, list):
+        raise type_error(f"{where}.content", "a string or an array of content parts", content)
+    texts = []
+    for j, part in enumerate(content):
+        part_where = f"{where}.content[{j}]"
+        if not isinstance(part, dict):
+            raise type_error(part_where, "an object", part)
+        if part.get("type") not in TEXT_PART_TYPES:
+            raise unsupported(f"{part_where}.type", f"content part type {part.get('type')!r}")
+        if not isinstance(part.get("text"), str):
+            raise type_error(f"{part_where}.text", "a string", part.get("text"))
+        texts.append(part["text"])
+    return texts
+
+
+def _message(item: dict, where: str) -> dict:
+    role = item.get("role")
+    if role not in MESSAGE_ROLES:
+        raise invalid(
+            f"Invalid value for '{where}.role': expected one of {', '.join(MESSAGE_ROLES)}.",
+            param=f"{where}.role",
+            code="invalid_value" if role is not None else "missing_required_parameter",
+        )
+    texts = _texts(item.get("content"), where)
+    item_id = _item_id(item, where, "msg")
+    if role == "assistant":
+        parts = [{"type": "output_text", "text": t, "annotations": [], "logprobs": []} for t in texts]
+    else:
+        parts = [{"type": "input_text", "text": t} for t in texts]
+    return {"id": item_id, "type": "message", "role": role, "content": parts, "status": "completed"}
+
+
+def _function_call(item: dict, where: str) -> dict:
+    return {
+        "id": _item_id(item, where, "fc"),
+        "type": "function_call",
+        "call_id": _required_string(item, "call_id", where),
+        "name": _required_string(item, "name", where),
+        "arguments": _required_string(item, "arguments", where),
+        "status": "completed",
+    }
+
+
+def _function_call_output(item: dict, where: str) -> dict:
+    call_id = _required_string(item, "call_id", where)
+    output = item.get("output")
+    if output is None:
+        raise invalid(f"Missing required parameter: '{where}.output'.", param=f"{where}.output",
+                      code="missing_required_parameter")
+    if isinstance(output, list):
+        output = [{"type": "input_text", "text": t} for t in _texts(output, f"{where}.output")]
+    elif not isinstance(output, str):
+        raise type_error(f"{where}.output", "a string or an array of content parts", output)
+    return {"id": _item_id(item, where, "fco"), "type": "function_call_output", "call_id": call_id,
+            "output": output, "status": "completed"}
+
+
+def _reasoning(item: dict, where: str) -> dict:
+    normalized = {"id": _item_id(item, where, "rs"), "type": "reasoning"}
+    summary = item.get("summary")
+    if summary is not None and not isinstance(summary, list):
+        raise type_error(f"{where}.summary", "an array", summary)
+    normalized["summary"] = summary or []
+    content = item.get("content")
+    if content is not None:
+        if not isinstance(content, list):
+            raise type_error(f"{where}.content", "an array", content)
+        normalized["content"] = content
+    if isinstance(item.get("encrypted_content"), str):
+        normalized["encrypted_content"] = item["encrypted_content"]
+    normalized["status"] = "completed"
+    return normalized
+
+
+ITEM_PARSERS = {
+    "message": _message,
+    "function_call": _function_call,
+    "function_call_output": _function_call_output,
+    "reasoning": _reasoning,
+}
+
+
+def parse_input(value: Any) -> list[dict]:
+    """``input`` (a string or an array of items) -> normalized input items."""
+    if isinstance(value, str):
+        return [_message({"role": "user", "content": value}, "input")]
+    if not isinstance(value, list):
+        raise type_error("input", "a string or an array of input items", value)
+    items = []
+    for i, item in enumerate(value):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise type_error(where, "an object", item)
+        kind = item.get("type", "message")
+        parse = ITEM_PARSERS.get(kind)
+        if parse is None:
+            raise unsupported(f"{where}.type", f"input item type {kind!r}")
+        items.append(parse(item, where))
+    return items
