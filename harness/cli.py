@@ -4,6 +4,10 @@
                   [--report-dir DIR] [--scenarios DIR]
     respcheck validate PATH [--profile P]
     respcheck serve [--upstream URL] [...]        (the reference gateway; see --help)
+    respcheck targets [--json]                    (the target profiles, specs/targets.yaml)
+    respcheck run --target A --target B [--baseline [NAME=]FILE]   (each target, then a comparison)
+    respcheck compare DIR [DIR ...] [--out DIR]   (comparison.html + .md of report folders)
+    respcheck baseline DIR > FILE                 (the known failures of a report, as YAML)
 
 Exit codes (DESIGN.md output contract): 0 no MUST check failed; 1 a MUST check failed;
 2 the run could not happen (bad arguments, unreachable target) with one line on stderr.
@@ -40,6 +44,7 @@ def _use_color(stream) -> bool:
 
 # -- run ----------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import baseline as baselines
     from harness.report import console_table, write_reports
     from harness.runner import run_suite
     from harness.scenario import ScenarioError, load_scenarios
@@ -58,6 +63,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir)
     if report_dir.exists() and not report_dir.is_dir():
         raise UsageError(f"--report-dir {report_dir} exists and is not a directory")
+    specs = list(args.target or [None])
+    try:
+        plan = baselines.plan(args.baseline)
+    except baselines.BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    _check_baseline_names(plan, specs)
     out = sys.stderr
     color = _use_color(out)
 
@@ -73,23 +84,134 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"({outcome.duration_s * 1000:.0f} ms)\n")
         out.flush()
 
+    def run_one(spec: str | None, report_dir: Path) -> tuple[dict, int]:
+        """One target into report_dir: its reports, its table on stdout, its exit code."""
+        try:
+            with open_target(spec, model=args.model, api_key=args.api_key,
+                             profile=args.profile, report_dir=report_dir,
+                             start_timeout_s=getattr(args, "start_timeout", None),
+                             notify=lambda m: (out.write(f"respcheck: {m}\n"), out.flush())) as target:
+                baseline = plan.for_target(spec, target.name)
+                out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
+                          f"{target.name} ({target.base_url}, model {target.model}), "
+                          f"profile {args.profile}\n")
+                # Transcripts of an earlier run in the same folder would mix with this one.
+                shutil.rmtree(report_dir / "transcripts", ignore_errors=True)
+                summary = run_suite(target, scenarios, profile=args.profile, report_dir=report_dir,
+                                    skip=skip, progress=progress, deadline_s=args.deadline)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+        judged = baselines.apply(summary, baseline) if baseline is not None else None
+        paths = write_reports(summary, report_dir)
+        print(console_table(summary, color=_use_color(sys.stdout)))
+        print(f"report: {paths['html']}  (also {report_dir}/summary.json, junit.xml, report.md)")
+        if judged is not None:
+            print("\n".join(baselines.describe(judged)))
+            return summary, EXIT_MUST_FAILED if baselines.new_must_failures(judged) else EXIT_OK
+        must_failed = any(r["status"] == FAIL and r["level"] == MUST for r in summary["results"])
+        return summary, EXIT_MUST_FAILED if must_failed else EXIT_OK
+
+    if len(specs) == 1:
+        return run_one(specs[0], report_dir)[1]
+    return _run_targets(specs, report_dir, run_one, plan)
+
+
+def _target_dir_name(spec: str | None) -> str:
+    """The folder of one target of a multi-target run: its name as summary.json will give it
+    (a profile name as given, a URL's host:port), made safe as a folder name."""
+    from urllib.parse import urlsplit
+
+    from harness.report.compare import safe_dir_name
+
+    spec = (spec or "reference").strip()
+    if spec.startswith(("http://", "https://")):
+        spec = urlsplit(spec).netloc or spec
+    return safe_dir_name(spec)
+
+
+def _check_baseline_names(plan, specs: list[str | None]) -> None:
+    """Every NAME of ``--baseline NAME=FILE`` names a target: its --target value, or the name
+    it will have (a URL's host:port). Checked before any request is sent."""
+    from urllib.parse import urlsplit
+
+    known = set()
+    for spec in specs:
+        spec = (spec or "reference").strip()
+        known |= {spec, _target_dir_name(spec)}
+        if spec.startswith(("http://", "https://")):
+            known.add(urlsplit(spec).netloc)
+    for name in sorted(plan.named):
+        if name not in known:
+            raise UsageError(f"--baseline {name}=FILE: no target named {name!r} in this run "
+                             f"(targets: {', '.join(sorted(known))})")
+
+
+def _run_targets(specs: list[str | None], report_dir: Path, run_one, plan) -> int:
+    """``run --target A --target B ...``: each target into REPORT_DIR/<name>/, in turn, then
+    the comparison into REPORT_DIR. A target that cannot be run gets one stderr line and the
+    others still run; exit 2 if any could not, else 1 if any has a MUST failure not in its
+    baseline, else 0."""
+    from harness.report.compare import CompareError, console_scores, write_comparison
+
+    dirs, code, cannot, taken = [], EXIT_OK, 0, set()
+    for spec in specs:
+        name = base = _target_dir_name(spec)
+        n = 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        print(f"== target {spec or 'reference'} -> {report_dir / name}", flush=True)
+        try:
+            _, rc = run_one(spec, report_dir / name)
+        except UsageError as exc:
+            reason = " ".join(str(exc).split())
+            if (spec or "reference") not in reason:
+                reason = f"target {spec or 'reference'}: {reason}"
+            print(f"respcheck: error: {reason}", file=sys.stderr)
+            cannot += 1
+            continue
+        dirs.append(report_dir / name)
+        code = max(code, rc)
+    if plan.unused():
+        print(f"respcheck: error: --baseline {plan.unused()[0]}=FILE names no target of this run",
+              file=sys.stderr)
+        cannot += 1
+    if dirs:
+        try:
+            comparison, paths = write_comparison(dirs, report_dir)
+        except CompareError as exc:
+            raise UsageError(str(exc)) from None
+        print()
+        print(console_scores(comparison))
+        print(f"comparison: {paths['html']}  (also {paths['markdown']})")
+    return EXIT_CANNOT_RUN if cannot else code
+
+
+# -- compare ------------------------------------------------------------------------------
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.report.compare import CompareError, console_scores, write_comparison
+
     try:
-        with open_target(args.target, model=args.model, api_key=args.api_key,
-                         profile=args.profile) as target:
-            out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
-                      f"{target.name} ({target.base_url}, model {target.model}), "
-                      f"profile {args.profile}\n")
-            # Transcripts of an earlier run in the same folder would mix with this one.
-            shutil.rmtree(report_dir / "transcripts", ignore_errors=True)
-            summary = run_suite(target, scenarios, profile=args.profile, report_dir=report_dir,
-                                skip=skip, progress=progress, deadline_s=args.deadline)
-    except TargetError as exc:
+        comparison, paths = write_comparison([Path(d) for d in args.dirs], Path(args.out))
+    except CompareError as exc:
         raise UsageError(str(exc)) from None
-    paths = write_reports(summary, report_dir)
-    print(console_table(summary, color=_use_color(sys.stdout)))
-    print(f"report: {paths['html']}  (also {report_dir}/summary.json, junit.xml, report.md)")
-    must_failed = any(r["status"] == FAIL and r["level"] == MUST for r in summary["results"])
-    return EXIT_MUST_FAILED if must_failed else EXIT_OK
+    print(console_scores(comparison))
+    print(f"comparison: {paths['html']}  (also {paths['markdown']})")
+    return EXIT_OK
+
+
+# -- baseline -----------------------------------------------------------------------------
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.baseline import render
+    from harness.report.compare import CompareError, load_run
+
+    try:
+        _, summary = load_run(Path(args.dir))
+    except CompareError as exc:
+        raise UsageError(str(exc)) from None
+    sys.stdout.write(render(summary))
+    return EXIT_OK
 
 
 # -- validate -----------------------------------------------------------------------------
@@ -121,6 +243,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_MUST_FAILED if must else EXIT_OK
 
 
+# -- targets ------------------------------------------------------------------------------
+def cmd_targets(args: argparse.Namespace) -> int:
+    from harness.targets import print_profiles
+
+    print_profiles(as_json=args.json)
+    return EXIT_OK
+
+
 # -- serve --------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, rest: list[str]) -> int:
     from reference_gateway.__main__ import main as gateway_main
@@ -135,8 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     r = sub.add_parser("run", help="run the conformance suite against a target")
-    r.add_argument("--target", help="base URL of the server (e.g. http://127.0.0.1:8000/v1); "
-                   "default: the embedded reference gateway")
+    r.add_argument("--target", action="append", metavar="TARGET",
+                   help="base URL of the server (e.g. http://127.0.0.1:8000/v1) or a target "
+                   "name (`respcheck targets`); default: the embedded reference gateway. "
+                   "Repeatable: each target runs in turn into REPORT_DIR/<name>/, then "
+                   "REPORT_DIR/comparison.html and .md compare them (--model and --api-key "
+                   "apply to every target)")
     r.add_argument("--model", help="model name to send (default: the target's first model)")
     r.add_argument("--api-key", default=os.environ.get("RESPCHECK_API_KEY"),
                    help="bearer token for the target (default: $RESPCHECK_API_KEY)")
@@ -146,10 +280,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report-dir", default=str(DEFAULT_REPORT_DIR))
     r.add_argument("--scenarios", help="scenario directory (default: the bundled suite)")
     r.add_argument("--deadline", type=float, help="seconds allowed per request (default 60)")
+    r.add_argument("--start-timeout", type=float, metavar="SECONDS",
+                   help="how long a spawned target (--target vllm) may take to be ready "
+                   "(default: $RESPCHECK_START_TIMEOUT or 300)")
+    r.add_argument("--baseline", action="append", metavar="[NAME=]FILE",
+                   help="known failures (written by `respcheck baseline`): a failure listed "
+                   "there (same check and scenario) does not fail the run; exit 1 only for a "
+                   "MUST failure not listed. With several --target: FILE once for all of them, "
+                   "or NAME=FILE once per target (NAME: the target's name or --target value; a "
+                   "FILE alone then covers the targets not named)")
 
     v = sub.add_parser("validate", help="judge a saved event-stream body or Response JSON")
     v.add_argument("path")
     v.add_argument("--profile", choices=PROFILE_NAMES, default="openai")
+
+    t = sub.add_parser("targets", help="list the target profiles (--target NAME) and what "
+                       "each needs")
+    t.add_argument("--json", action="store_true", help="print them as JSON")
+
+    c = sub.add_parser("compare", help="compare report folders of several runs side by side")
+    c.add_argument("dirs", nargs="+", metavar="DIR", help="report folders (each with summary.json)")
+    c.add_argument("--out", default="reports/compare",
+                   help="folder for comparison.html and comparison.md (default: reports/compare)")
+
+    b = sub.add_parser("baseline", help="print the known failures of a report as a baseline "
+                       "file (YAML): respcheck baseline DIR > FILE")
+    b.add_argument("dir", metavar="DIR", help="a report folder (or its summary.json)")
 
     sub.add_parser("serve", help="run the reference gateway (flags: respcheck serve --help)",
                    add_help=False)
@@ -164,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "targets":
+            return cmd_targets(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "baseline":
+            return cmd_baseline(args)
         return cmd_validate(args)
     except UsageError as exc:  # the contract: one line on stderr
         print(f"respcheck: error: {' '.join(str(exc).split())}", file=sys.stderr)
