@@ -65,7 +65,8 @@ def test_chat_template_renders_tools_and_tool_calls():
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
         add_generation_prompt=True)
     assert text.startswith("<|im_start|>system\nBe brief.\n")
-    assert '"name": "get_weather"' in text.split("</tools>")[0]
+    # the signatures sit in the last <tools>...</tools> block (the prose names the tags first)
+    assert '"name": "get_weather"' in text.split("<tools>\n")[-1].split("\n</tools>")[0]
     assert '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>' in text
     assert "<tool_response>\n21C\n</tool_response>" in text
     assert text.endswith("<|im_start|>assistant\n")
