@@ -146,6 +146,8 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
                                        "body": judged.body, "error": judged.error}
         if ex.status is None:
             break  # the server is gone; later steps would only repeat the same failure
+        if step_log.failed("response.accepted"):
+            break  # later steps build on this one; their failures would only be echoes
     rows = _rows(scenario, log, catalogue, f"transcripts/{scenario.transcript_name}",
                  unsupported=unsupported)
     if any(r.status == FAIL and r.level == "MUST" for r in rows):

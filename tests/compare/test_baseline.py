@@ -267,3 +267,32 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_glob_entries_cover_a_deviation_wherever_it_shows():
+    """A scenario glob lists a server's known deviation once for every scenario it may hit;
+    a failure of another check, or outside the glob, is still new."""
+    from harness.baseline import Baseline, apply
+
+    def row(check, scenario, status):
+        return {"check": check, "scenario": scenario, "status": status, "level": "MUST",
+                "message": "m"}
+
+    summary = {"results": [
+        row("stream.terminal.status", "streaming/text_basic", "fail"),
+        row("stream.terminal.status", "streaming/message_roles", "pass"),
+        row("stream.sequence.contiguous", "streaming/text_basic", "fail"),
+        row("stream.terminal.status", "tools/forced_function_stream", "fail"),
+    ]}
+    base = Baseline("b.yaml", ({"check": "stream.terminal.status", "scenario": "streaming/*",
+                                "level": "MUST", "message": ""},
+                               {"check": "tools.choice", "scenario": "tools/*",
+                                "level": "MUST", "message": ""}))
+    report = apply(summary, base)
+    assert report["known_failures"] == 1
+    assert {(e["check"], e["scenario"]) for e in report["new_failures"]} == {
+        ("stream.sequence.contiguous", "streaming/text_basic"),
+        ("stream.terminal.status", "tools/forced_function_stream")}
+    assert report["fixed"] == [] and [e["check"] for e in report["not_judged"]] == ["tools.choice"]
+    summary["results"][0]["status"] = "pass"
+    assert [e["check"] for e in apply(summary, base)["fixed"]] == ["stream.terminal.status"]
