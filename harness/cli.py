@@ -4,6 +4,7 @@
                   [--report-dir DIR] [--scenarios DIR]
     respcheck validate PATH [--profile P]
     respcheck serve [--upstream URL] [...]        (the reference gateway; see --help)
+    respcheck load [--target URL] [--concurrency 1,8,64] [--duration 20s] [...]  (loadtests/)
     respcheck targets [--json]                    (the target profiles, specs/targets.yaml)
     respcheck run --target A --target B [--baseline [NAME=]FILE]   (each target, then a comparison)
     respcheck compare DIR [DIR ...] [--out DIR]   (comparison.html + .md of report folders)
@@ -309,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="run the reference gateway (flags: respcheck serve --help)",
                    add_help=False)
+    sub.add_parser("load", help="load-test a target with locust (flags: respcheck load --help)",
+                   add_help=False)
     return p
 
 
@@ -317,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["serve"]:
             return cmd_serve(argparse.Namespace(), argv[1:])
+        if argv[:1] == ["load"]:
+            # loadtests owns its options (locust runs in its own process: importing it here
+            # would monkey-patch this one for gevent)
+            from loadtests.cli import main as load_main
+
+            return load_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args)

@@ -26,7 +26,11 @@ class RunningServer:
     def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
         self.app = app
         self.name = name
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+        # without it each small SSE write waits for the client's delayed ACK (~40 ms).
+        self._socket = socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+        )
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))

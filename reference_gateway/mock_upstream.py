@@ -31,6 +31,13 @@ Model-name directives (anything else behaves like ``mock-1``):
     mock-echo           answers with the compact JSON of the messages it received,
                         ``[{"role": ..., "content": ...}, ...]`` (tool calls as
                         ``"tool_calls": [name, ...]``), so a client can see the context it built
+    mock-paced          a model with a fixed pace, for load tests that measure what sits in front
+                        of it: the first content token ``PACED_TTFT_MS`` after the request, then
+                        one every ``PACED_ITL_MS`` (an absolute schedule, so a late wake-up does
+                        not shift the rest); ``mock-paced:TTFT_MS:ITL_MS`` sets both (e.g.
+                        ``mock-paced:0:5``). Non-streamed, it answers after the whole schedule.
+                        It writes exactly ``max_tokens`` tokens when given (``finish_reason:
+                        length``, as a random-weight model does), else ``DEFAULT_TOKENS``.
 
 The last requests received are kept in ``app.state.requests`` so tests can see what the
 gateway sent.
@@ -64,6 +71,9 @@ RECORDED_REQUESTS = 64
 REASONING_TOKENS = 8
 TOOL_ARGUMENT_CHUNK = 7
 JSON_CHUNK = 6
+PACED_MODEL = "mock-paced"
+PACED_TTFT_MS = 50.0
+PACED_ITL_MS = 10.0
 TOOL_WORDS = re.compile(r"\b(tool|call)\b", re.IGNORECASE)
 VOCABULARY = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
@@ -130,6 +140,22 @@ def chosen_tools(body: dict) -> list[dict]:
     return []
 
 
+def pace(model: str) -> tuple[float, float] | None:
+    """``(ttft_s, itl_s)`` for a ``mock-paced[:TTFT_MS:ITL_MS]`` model name, else None."""
+    if model != PACED_MODEL and not model.startswith(PACED_MODEL + ":"):
+        return None
+    ttft_ms, itl_ms = PACED_TTFT_MS, PACED_ITL_MS
+    parts = model.split(":")[1:]
+    try:
+        if parts:
+            ttft_ms = float(parts[0])
+        if len(parts) > 1:
+            itl_ms = float(parts[1])
+    except ValueError:
+        return None
+    return max(ttft_ms, 0.0) / 1000.0, max(itl_ms, 0.0) / 1000.0
+
+
 def _echo(messages: list) -> str:
     echoed = []
     for message in messages:
@@ -161,6 +187,9 @@ def create_app() -> Starlette:
             return _error(500, "The mock upstream failed on purpose.", type="server_error")
         if model == "mock-slow":
             await asyncio.sleep(SLOW_DELAY_S)
+        paced = pace(model)
+        loop = asyncio.get_running_loop()
+        t_received = loop.time()
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         reasoning = tokens(["reasoning", *messages], REASONING_TOKENS) if model == "mock-reasoning" else []
 
@@ -180,9 +209,13 @@ def create_app() -> Starlette:
             answer = _chunks(_compact(example(schema)), JSON_CHUNK)
         elif response_format.get("type") == "json_object":
             answer = _chunks(_compact({"answer": "".join(tokens(messages, 4))}), JSON_CHUNK)
+        elif paced is not None and limit is not None:
+            answer = tokens(messages, limit)  # like a random-weight model: never stops early
         else:
             answer = tokens(messages, DEFAULT_TOKENS)
         finish_reason = "tool_calls" if calls else "stop"
+        if paced is not None and limit is not None and not calls and len(answer) == limit:
+            finish_reason = "length"
         produced = len(answer) + sum(len(chunks) + 1 for _, _, chunks in calls)
         if limit is not None and limit < produced:
             finish_reason = "length"
@@ -208,6 +241,8 @@ def create_app() -> Starlette:
         base = {"id": completion_id, "created": created, "model": model, "system_fingerprint": None}
 
         if not body.get("stream"):
+            if paced is not None and answer:
+                await asyncio.sleep(max(0.0, t_received + paced[0] + (len(answer) - 1) * paced[1] - loop.time()))
             message = {"role": "assistant", "content": "".join(answer) if answer or not calls else None}
             if reasoning:
                 message["reasoning_content"] = "".join(reasoning)
@@ -235,6 +270,11 @@ def create_app() -> Starlette:
             for i, token in enumerate(answer):
                 if model == "mock-broken-stream" and i == BROKEN_STREAM_TOKENS:
                     raise ConnectionAbortedError("mock-broken-stream: dropping the connection on purpose")
+                if paced is not None:
+                    # Sleep until this token's slot on the schedule (never a relative sleep).
+                    delay = t_received + paced[0] + i * paced[1] - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 yield delta(content=token)
             for index, (call_id, name, arguments) in enumerate(calls):
                 yield delta(tool_calls=[{"index": index, "id": call_id, "type": "function",

@@ -48,6 +48,11 @@ async def _raise_for_status(response: httpx.Response) -> None:
     raise _bad_gateway(f"status {response.status_code}: {message}")
 
 
+# Concurrent upstream streams per gateway process (vLLM's own default max_num_seqs is 256;
+# twice that leaves room for non-streamed calls and background work).
+UPSTREAM_MAX_CONNECTIONS = 512
+
+
 class Upstream:
     def __init__(self, config: GatewayConfig) -> None:
         headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
@@ -56,6 +61,10 @@ class Upstream:
             base_url=config.upstream_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+            # httpx's default pool (100 connections, 20 kept alive) queues streams beyond 100
+            # and reconnects beyond 20: a gateway in front of a GPU server carries hundreds.
+            limits=httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS,
+                                max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS),
         )
 
     async def complete(self, body: dict) -> dict:

@@ -1,0 +1,255 @@
+"""Gateway overhead benchmark: ``python -m loadtests.overhead [--levels 1,64,256] [--rounds 3]``.
+
+What the reference gateway adds on top of its upstream. The paced mock upstream (model
+``mock-paced``: first token after 50 ms, then one every 10 ms, exactly ``max_tokens`` tokens)
+and the gateway run as two server processes of their own; this process is the load generator.
+The same closed-loop load (N users, each one streamed request after another) is run directly
+against the upstream's ``/v1/chat/completions`` and through the gateway's ``/v1/responses``,
+*interleaved*: short rounds alternate direct / gateway (ABBA order across rounds) so that drift
+of a shared machine hits both alike. Samples are pooled per (path, level); what is reported:
+
+- added TTFT and ITL, p50 and p99: gateway minus direct, percentile by percentile;
+- throughput ratio: gateway output tokens/s over direct output tokens/s (1.0 = no loss), counted
+  as the tokens' deltas arrive inside each round's window (see loadtests/metrics.py).
+
+The load generator runs with ``check=off`` (SSE framing only), so the client's cost per event is
+the same small thing on both paths and the checker is not what is measured.
+
+Writes ``--out`` (default reports/load/overhead/): results.json, overhead.md, overhead.png; with
+``--write-benchmark`` also reports/benchmarks/gateway-overhead.md + .png, keeping the
+hand-written "## Reading" section of an existing file.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent's monkey-patching)
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtests import servers
+from loadtests.metrics import Sample, Window, distribution, summarize
+from loadtests.runner import machine_info, run
+from loadtests.workload import Workload
+
+BENCH_MD = Path("reports/benchmarks/gateway-overhead.md")
+BENCH_PNG = Path("reports/benchmarks/gateway-overhead.png")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtests.overhead", description=__doc__.split("\n\n")[0])
+    p.add_argument("--levels", type=_ints, default=[1, 64, 256], help="concurrent streams (default 1,64,256)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per level, each one direct + one gateway")
+    p.add_argument("--round-duration", type=float, default=4.0, help="measured seconds per round (default 4)")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per round (default 1)")
+    p.add_argument("--output-tokens", type=int, default=32)
+    p.add_argument("--input-tokens", type=int, default=32)
+    p.add_argument("--model", default="mock-paced", help="mock model (default mock-paced: 50 ms TTFT, 10 ms ITL)")
+    p.add_argument("--upstream", help="an already running chat-completions upstream instead of the paced mock")
+    p.add_argument("--workers", type=int, default=0, help="load-generator worker processes (default 0)")
+    p.add_argument("--out", default="reports/load/overhead")
+    p.add_argument("--write-benchmark", action="store_true", help=f"also write {BENCH_MD} and {BENCH_PNG}")
+    p.add_argument("--label", help="what the upstream is, for the write-up")
+    p.add_argument("--render", metavar="RESULTS_JSON", help="only re-render an earlier run's results.json "
+                   "(e.g. one from the GPU machine, which has no matplotlib) into --md and a .png beside it")
+    p.add_argument("--md", help="with --render: the Markdown file to write (its '## Reading' section is kept)")
+    args = p.parse_args(argv)
+    if args.render:
+        doc = json.loads(Path(args.render).read_text())
+        md_path = Path(args.md or Path(args.render).with_name("overhead.md"))
+        _write_md(md_path, render_md(doc, png_name=md_path.with_suffix(".png").name))
+        plot(doc["levels"], md_path.with_suffix(".png"), title=doc["args"].get("label"))
+        print(md_path.read_text())
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    mock = None
+    if args.upstream:
+        upstream_url = args.upstream
+    else:
+        mock = servers.spawn("mock", log=out / "mock.log")
+        upstream_url = mock.base_url
+    gateway = servers.spawn("gateway", upstream=upstream_url, log=out / "gateway.log")
+    try:
+        direct_wl = Workload(api="chat", model=args.model, input_tokens=args.input_tokens,
+                             output_tokens=args.output_tokens, check="off").to_dict()
+        gw_wl = Workload(api="responses", model=args.model, input_tokens=args.input_tokens,
+                         output_tokens=args.output_tokens, check="off").to_dict()
+        stages = []
+        for level in args.levels:
+            for r in range(args.rounds):
+                order = [("direct", upstream_url, direct_wl), ("gateway", gateway.base_url, gw_wl)]
+                if r % 2:
+                    order.reverse()
+                for path, url, wl in order:
+                    stages.append({"label": f"{path} c={level} r{r}", "users": level, "rate": None,
+                                   "base_url": url, "workload": wl, "path": path, "level": level})
+        config = {
+            "base_url": gateway.base_url, "target_name": "gateway overhead", "api_key": None,
+            "workload": gw_wl, "stages": stages, "warmup_s": args.warmup,
+            "duration_s": args.round_duration, "deadline_s": 60.0, "idle_s": 30.0, "drain_s": 30.0,
+            "workers": args.workers, "external_workers": 0, "master_bind": "127.0.0.1:0",
+            "slo": None, "report_dir": str(out), "progress": True,
+        }
+        t0 = time.time()
+        results = run(config)
+        elapsed = time.time() - t0
+    finally:
+        gateway.close()
+        if mock is not None:
+            mock.close()
+    samples: list[Sample] = results.pop("_samples")
+    table = aggregate(results["stages"], samples, stages)
+    doc = {"command": "python -m loadtests.overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "machine": machine_info(), "elapsed_s": elapsed, "args": vars(args), "levels": table,
+           "rounds": [{k: st[k] for k in ("label", "requests", "failed", "request_throughput",
+                                          "output_throughput", "streamed_output_throughput", "errors")} for st in results["stages"]]}
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    md = render_md(doc, png_name="overhead.png")
+    (out / "overhead.md").write_text(md)
+    plot(table, out / "overhead.png", title=args.label)
+    print(md)
+    if args.write_benchmark:
+        _write_md(BENCH_MD, render_md(doc, png_name=BENCH_PNG.name))
+        plot(table, BENCH_PNG, title=args.label)
+    return 0
+
+
+def _write_md(path: Path, md: str) -> None:
+    """Write ``md``, keeping the hand-written '## Reading' section of the existing file."""
+    reading = ""
+    if path.exists():
+        m = re.search(r"^## Reading.*", path.read_text(), re.S | re.M)
+        reading = m.group(0) if m else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(md + ("\n" + reading if reading else ""))
+
+
+def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict]) -> list[dict[str, Any]]:
+    """Pool the rounds of each (level, path); compare gateway with direct."""
+    by_label = {st["label"]: st for st in stage_results}
+    levels = []
+    for level in sorted({s["level"] for s in specs}):
+        row: dict[str, Any] = {"level": level}
+        for path in ("direct", "gateway"):
+            labels = [s["label"] for s in specs if s["level"] == level and s["path"] == path]
+            pooled: list[Sample] = []
+            for label in labels:
+                st = by_label[label]
+                w = Window(*st["window"])
+                pooled += [s for s in samples if s.stage == label and w.start <= s.t_send < w.end]
+            ok = [s for s in pooled if s.ok]
+            rounds = [by_label[lb] for lb in labels]
+            row[path] = {
+                "requests": len(pooled), "failed": len(pooled) - len(ok),
+                "ttft_ms": distribution([s.ttft for s in ok if s.ttft is not None]),
+                "itl_ms": distribution([g for s in ok for g in s.itls]),
+                "e2el_ms": distribution([s.e2el for s in ok if s.e2el is not None]),
+                # tokens as they arrive in the window (metrics.py: "streamed token
+                # throughput"); completed-request counting jumps by whole waves when E2EL is
+                # close to the round's length
+                "output_tok_s": sum(_tok_s(r) for r in rounds) / len(rounds),
+                "output_tok_s_rounds": [_tok_s(r) for r in rounds],
+                "req_s": sum(r["request_throughput"] or 0 for r in rounds) / len(rounds),
+            }
+        d, g = row["direct"], row["gateway"]
+        row["added"] = {f"{m}_{p}": (g[f"{m}_ms"][p] - d[f"{m}_ms"][p])
+                        if g[f"{m}_ms"][p] is not None and d[f"{m}_ms"][p] is not None else None
+                        for m in ("ttft", "itl") for p in ("p50", "p99")}
+        row["throughput_ratio"] = g["output_tok_s"] / d["output_tok_s"] if d["output_tok_s"] else None
+        levels.append(row)
+    return levels
+
+
+def _f(v, nd=2):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
+    m = doc["machine"]
+    a = doc["args"]
+    lines = [
+        "# Reference gateway overhead",
+        "",
+        f"Command: `{doc['command'].strip()}` ({doc['elapsed_s']:.0f} s)",
+        "",
+        f"Machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, Python {m.get('python')}, {m.get('platform')}. "
+        f"Upstream: {a.get('label') or ('the paced mock (' + a['model'] + ')' if not a.get('upstream') else a['upstream'])}"
+        f"; upstream, gateway and load generator are separate processes on this one machine.",
+        "",
+        f"Workload: closed loop, streamed, ~{a['input_tokens']} input words, {a['output_tokens']} output tokens; "
+        f"{a['rounds']} rounds per level of {a['warmup']:g} s warm-up + {a['round_duration']:g} s measured, "
+        "direct and gateway alternating (ABBA). Direct: `POST /v1/chat/completions` on the upstream. "
+        "Gateway: `POST /v1/responses` through the reference gateway. Latencies in ms, exact percentiles "
+        "of the pooled rounds; throughput = output tokens/s, mean over rounds.",
+        "",
+        "| streams | path | requests | failed | TTFT p50 | TTFT p99 | ITL p50 | ITL p99 | E2EL p50 | out tok/s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in doc["levels"]:
+        for path in ("direct", "gateway"):
+            d = row[path]
+            lines.append(f"| {row['level']} | {path} | {d['requests']} | {d['failed']} | {_f(d['ttft_ms']['p50'])} | "
+                         f"{_f(d['ttft_ms']['p99'])} | {_f(d['itl_ms']['p50'])} | {_f(d['itl_ms']['p99'])} | "
+                         f"{_f(d['e2el_ms']['p50'])} | {_f(d['output_tok_s'], 0)} |")
+    lines += ["", "| streams | added TTFT p50 | added TTFT p99 | added ITL p50 | added ITL p99 | throughput ratio (gateway/direct) |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for row in doc["levels"]:
+        ad = row["added"]
+        lines.append(f"| {row['level']} | {_f(ad['ttft_p50'])} | {_f(ad['ttft_p99'])} | {_f(ad['itl_p50'])} | "
+                     f"{_f(ad['itl_p99'])} | {_f(row['throughput_ratio'], 3)} |")
+    lines += ["", "Goals: added TTFT p50 < 1 ms and p99 < 5 ms at 256 streams; throughput ratio >= 0.98.", "",
+              f"![gateway overhead]({png_name})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    xs = [str(r["level"]) for r in levels]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, metric, name in ((axes[0], "ttft_ms", "TTFT"), (axes[1], "itl_ms", "ITL")):
+        for kind, color in (("direct", "tab:blue"), ("gateway", "tab:orange")):
+            ax.plot(xs, [r[kind][metric]["p50"] for r in levels], "o-", color=color, label=f"{kind} p50")
+            ax.plot(xs, [r[kind][metric]["p99"] for r in levels], "^--", color=color, label=f"{kind} p99")
+        ax.set_xlabel("concurrent streams")
+        ax.set_ylabel("ms")
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[2].bar(xs, [r["throughput_ratio"] or 0 for r in levels], color="tab:green")
+    axes[2].axhline(0.98, color="red", linestyle="--", label="goal 0.98")
+    axes[2].set_ylim(0, 1.1)
+    axes[2].set_xlabel("concurrent streams")
+    axes[2].set_title("throughput ratio (gateway / direct)")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"Reference gateway vs direct upstream ({title or 'paced mock'})")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def _tok_s(stage: dict) -> float:
+    """Output tokens/s of one round: streamed arrival-based when the stage streamed."""
+    return stage.get("streamed_output_throughput") or stage.get("output_throughput") or 0.0

@@ -1,0 +1,185 @@
+"""Servers for load tests, each in a process of its own (never threads of the load generator).
+
+``python -m loadtests.servers mock|gateway|embedded [--upstream URL] [--host H] [--port P]``
+binds its socket (port 0: a free one), prints one JSON line ``{"base_url": ...}`` on stdout
+once it accepts connections, and serves until SIGTERM/SIGINT. ``spawn()`` is the parent side.
+
+- ``mock``: the embedded deterministic chat-completions upstream (``mock-paced`` for fixed
+  pacing);
+- ``gateway``: the reference gateway in front of ``--upstream``;
+- ``embedded``: both in one process (the mock in a thread), ``respcheck load``'s default target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+READY_DEADLINE_S = 30.0
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen, base_url: str, kind: str) -> None:
+        self.proc = proc
+        self.base_url = base_url
+        self.kind = kind
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def spawn(kind: str, *, upstream: str | None = None, host: str = "127.0.0.1", port: int = 0,
+          log: Path | None = None, env: dict[str, str] | None = None,
+          deadline_s: float = READY_DEADLINE_S) -> ServerProcess:
+    cmd = [sys.executable, "-m", "loadtests.servers", kind, "--host", host, "--port", str(port)]
+    if upstream:
+        cmd += ["--upstream", upstream]
+    err = open(log, "ab") if log else subprocess.DEVNULL
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = repo_root + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=full_env)
+    if log:
+        err.close()
+    deadline = time.monotonic() + deadline_s
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            proc.kill()
+            proc.wait(5)
+            raise RuntimeError(f"the {kind} server did not start within {deadline_s:.0f} s"
+                               + (f" (log: {log})" if log else ""))
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                continue
+            line += chunk
+    info = json.loads(line.decode().splitlines()[0])
+    return ServerProcess(proc, info["base_url"], kind)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on an accepted connection only when
+    # the listening socket's proto is IPPROTO_TCP (base_events._set_nodelay); with the default
+    # proto 0 Nagle stays on, and a small SSE write waits for the client's delayed ACK (~40 ms
+    # on Linux once a kept-alive connection leaves quick-ACK mode).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _mock_app():
+    from reference_gateway import mock_upstream
+
+    return mock_upstream.create_app()
+
+
+def _thread_server(app, host: str):
+    """Serve ``app`` from a daemon thread on a free port: ``(base_url, server, thread)``.
+    (Not reference_gateway.launch.RunningServer, whose socket has proto 0: see ``_bind``.)"""
+    import threading
+
+    import uvicorn
+
+    sock = _bind(host, 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the embedded mock upstream did not start")
+        time.sleep(0.01)
+    return f"http://{host}:{sock.getsockname()[1]}/v1", server, thread
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtests.servers")
+    p.add_argument("kind", choices=("mock", "gateway", "embedded"))
+    p.add_argument("--upstream", help="chat-completions base URL (gateway)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    args = p.parse_args(argv)
+    import uvicorn
+
+    from reference_gateway.config import GatewayConfig
+
+    helper = None
+    if args.kind == "mock":
+        from reference_gateway import mock_upstream
+
+        app = mock_upstream.create_app()
+    else:
+        from reference_gateway.app import create_app
+
+        upstream = args.upstream
+        if args.kind == "embedded":
+            helper = _thread_server(_mock_app(), "127.0.0.1")
+            upstream = helper[0]
+        if not upstream:
+            p.error("gateway needs --upstream")
+        app = create_app(GatewayConfig(upstream_url=upstream))
+    sock = _bind(args.host, args.port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=2, access_log=False))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+
+    async def announce() -> None:
+        import asyncio
+
+        while not server.started:
+            await asyncio.sleep(0.01)
+        sys.stdout.write(json.dumps({"base_url": f"http://{host}:{port}/v1", "pid": os.getpid()}) + "\n")
+        sys.stdout.flush()
+
+    async def serve() -> None:
+        import asyncio
+
+        task = asyncio.create_task(announce())
+        await server.serve(sockets=[sock])
+        task.cancel()
+
+    import asyncio
+
+    try:
+        asyncio.run(serve())
+    finally:
+        if helper is not None:
+            helper[1].should_exit = True
+            helper[2].join(5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
