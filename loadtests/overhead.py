@@ -137,6 +137,11 @@ def _write_md(path: Path, md: str) -> None:
     path.write_text(md + ("\n" + reading if reading else ""))
 
 
+def _tok_s(stage: dict) -> float:
+    """Output tokens/s of one round: streamed arrival-based when the stage streamed."""
+    return stage.get("streamed_output_throughput") or stage.get("output_throughput") or 0.0
+
+
 def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict]) -> list[dict[str, Any]]:
     """Pool the rounds of each (level, path); compare gateway with direct."""
     by_label = {st["label"]: st for st in stage_results}
@@ -248,8 +253,3 @@ def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None) 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _tok_s(stage: dict) -> float:
-    """Output tokens/s of one round: streamed arrival-based when the stage streamed."""
-    return stage.get("streamed_output_throughput") or stage.get("output_throughput") or 0.0
