@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from harness import __version__
 from harness.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report.html import FILTER_JS
 from harness.report.compare import NOT_JUDGED, Cell, Comparison, Feature, Row, Run, score_text
 
 _LABEL = {PASS: "pass", FAIL: "fail", UNSUPPORTED: "unsup.", SKIP: "skip", NOT_JUDGED: NOT_JUDGED}
@@ -75,14 +76,7 @@ footer{margin-top:32px;color:var(--skip);font-size:12px}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}tr{break-inside:avoid}}
 """
 
-_JS = """
-const nav = document.querySelector('nav.filters'), buttons = nav.querySelectorAll('button');
-nav.hidden = false;
-for (const b of buttons) b.addEventListener('click', () => {
-  document.body.dataset.filter = b.dataset.f;
-  for (const o of buttons) o.setAttribute('aria-pressed', String(o === b));
-});
-"""
+_JS = FILTER_JS
 
 
 def _e(value: Any) -> str:

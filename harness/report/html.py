@@ -78,13 +78,17 @@ footer{margin-top:32px;color:var(--skip);font-size:12px}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}tr,details{break-inside:avoid}}
 """
 
-_JS = """
+# The filter buttons (also used by the comparison page, compare_html.py).
+FILTER_JS = """
 const nav = document.querySelector('nav.filters'), buttons = nav.querySelectorAll('button');
 nav.hidden = false;
 for (const b of buttons) b.addEventListener('click', () => {
   document.body.dataset.filter = b.dataset.f;
   for (const o of buttons) o.setAttribute('aria-pressed', String(o === b));
 });
+"""
+
+_JS = FILTER_JS + """
 const openTarget = () => {
   const d = location.hash && document.getElementById(location.hash.slice(1));
   if (d && d.tagName === 'DETAILS') d.open = true;
