@@ -78,7 +78,7 @@ def _rows(scenario: Scenario, log: FindingLog, catalogue: Catalogue, transcript:
             n = log.counts.get(check, 1)
             msg = f.message + (f" (and {n - 1} more)" if n > 1 else "")
             rows.append(CheckResult(scenario.id, check, level, meta.feature, FAIL, msg,
-                                    dict(f.evidence, step=f.evidence.get("step")), transcript))
+                                    dict(f.evidence), transcript))
         else:
             rows.append(CheckResult(scenario.id, check, level, meta.feature, PASS, "", {},
                                     transcript))
@@ -117,7 +117,6 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
             path, body, headers, request = step.render(context)
             expect = fill(step.expect, context)
         except UnresolvedReference as exc:
-            log.apply("response.reference.resolvable")
             log.fail("response.reference.resolvable", f"step {step.name!r} cannot be sent: "
                      f"{exc}", step=step.name)
             break
@@ -130,17 +129,16 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
         judged = judge_exchange(ex, profile, expect_stream=step.stream, returns=step.returns,
                                 request=posted, final=final)
         step_log = judged.log
-        for f in step_log.findings:
-            f.evidence.setdefault("step", step.name)
-        if scenario.refusable and status_matches(expect.get("status", 200), 200) \
-                and is_clean_refusal(ex, judged):
-            log.extend(step_log)
-            unsupported.add("response.accepted")
-            break
-        check_step(step, expect, ex, judged, step_log, judged_by_step)
+        refused = scenario.refusable and status_matches(expect.get("status", 200), 200) \
+            and is_clean_refusal(ex, judged)
+        if not refused:
+            check_step(step, expect, ex, judged, step_log, judged_by_step)
         for f in step_log.findings:
             f.evidence.setdefault("step", step.name)
         log.extend(step_log)
+        if refused:
+            unsupported.add("response.accepted")
+            break
         judged_by_step[step.name] = judged
         context["steps"][step.name] = {"status": ex.status, "response": judged.response,
                                        "body": judged.body, "error": judged.error}

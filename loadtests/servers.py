@@ -98,31 +98,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _mock_app():
-    from reference_gateway import mock_upstream
-
-    return mock_upstream.create_app()
-
-
-def _thread_server(app, host: str):
-    """Serve ``app`` from a daemon thread on a free port: ``(base_url, server, thread)``.
-    (Not reference_gateway.launch.RunningServer, whose socket has proto 0: see ``_bind``.)"""
-    import threading
-
-    import uvicorn
-
-    sock = _bind(host, 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + READY_DEADLINE_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the embedded mock upstream did not start")
-        time.sleep(0.01)
-    return f"http://{host}:{sock.getsockname()[1]}/v1", server, thread
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.servers")
     p.add_argument("kind", choices=("mock", "gateway", "embedded"))
@@ -144,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
         upstream = args.upstream
         if args.kind == "embedded":
-            helper = _thread_server(_mock_app(), "127.0.0.1")
-            upstream = helper[0]
+            from reference_gateway.launch import start_mock_upstream
+
+            helper = start_mock_upstream()
+            upstream = helper.base_url
         if not upstream:
             p.error("gateway needs --upstream")
         app = create_app(GatewayConfig(upstream_url=upstream))
@@ -176,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve())
     finally:
         if helper is not None:
-            helper[1].should_exit = True
-            helper[2].join(5)
+            helper.close()
     return 0
 
 

@@ -8,10 +8,10 @@ missed deadline is 504 ``upstream_timeout``.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
@@ -67,19 +67,23 @@ class Upstream:
                                 max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS),
         )
 
-    async def complete(self, body: dict) -> dict:
-        """A non-streamed chat completion, under one deadline for the whole exchange."""
+    async def _json(self, method: str, path: str, what: str, body: dict | None = None) -> object:
+        """One non-streamed exchange under one deadline; errors mapped to 502/504 envelopes."""
         try:
             async with asyncio.timeout(self._deadline):
-                response = await self._client.post("/chat/completions", json=body)
+                response = await self._client.request(method, path, json=body)
                 await _raise_for_status(response)
-                completion = response.json()
+                return response.json()
         except (TimeoutError, httpx.TimeoutException):
             raise _timeout() from None
         except httpx.HTTPError as exc:
             raise _bad_gateway(str(exc) or type(exc).__name__) from None
         except ValueError:
-            raise _bad_gateway("the answer is not JSON") from None
+            raise _bad_gateway(f"{what} is not JSON") from None
+
+    async def complete(self, body: dict) -> dict:
+        """A non-streamed chat completion, under one deadline for the whole exchange."""
+        completion = await self._json("POST", "/chat/completions", "the answer", body)
         if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             raise _bad_gateway("the answer is not a chat completion")
         return completion
@@ -116,7 +120,7 @@ class Upstream:
                 if data == "[DONE]":
                     return
                 try:
-                    chunk = json.loads(data)
+                    chunk = orjson.loads(data)
                 except ValueError:
                     raise _bad_gateway("a streamed chunk is not JSON") from None
                 if isinstance(chunk, dict) and "error" in chunk:
@@ -128,17 +132,7 @@ class Upstream:
             raise _bad_gateway(str(exc) or type(exc).__name__) from None
 
     async def models(self) -> dict:
-        try:
-            async with asyncio.timeout(self._deadline):
-                response = await self._client.get("/models")
-                await _raise_for_status(response)
-                return response.json()
-        except (TimeoutError, httpx.TimeoutException):
-            raise _timeout() from None
-        except httpx.HTTPError as exc:
-            raise _bad_gateway(str(exc) or type(exc).__name__) from None
-        except ValueError:
-            raise _bad_gateway("the model list is not JSON") from None
+        return await self._json("GET", "/models", "the model list")
 
     async def aclose(self) -> None:
         await self._client.aclose()
