@@ -1,17 +1,54 @@
 """The transport: httpx, producing ``Exchange`` records, with hard deadlines and size caps.
 
-Nothing here judges anything; it records what happened. Every request is bounded three ways,
-so a server that stalls or floods gets a clear failure instead of a hung CI job:
-a deadline for the whole exchange, a read timeout between bytes, and a cap on body size.
+Nothing here judges anything; it records what happened. Every request is bounded, so a server
+that stalls or floods gets a clear failure instead of a hung CI job (DESIGN.md principle 8):
+
+* **A deadline for the whole exchange**, honoured to within a fraction of a second: a
+  watchdog timer shuts the exchange's socket down at the deadline, which wakes a read blocked
+  on a silent server. A new connection's socket is known from its connect (httpcore's ``trace``
+  extension); a reused keep-alive connection is the previous response's, so that socket is
+  armed too (shutting down an idle pooled connection is harmless: the pool discards it), and a
+  server trickling its headers a byte at a time is cut at the deadline. Reads that do return
+  are also checked against it. Decision: a body that has not ended by the deadline is cut off
+  there, never read past it (before, a server falling silent just before the deadline was
+  waited on for one more read timeout: up to twice the deadline).
+* **A read timeout between bytes** (silence), never longer than the deadline.
+* **A cap on the body** (``max_body_bytes``): exactly that many bytes are recorded, no more, so
+  a server streaming forever costs at most the cap in memory.
+* **A cap on one event** (``max_frame_bytes``): an event stream is framed as it arrives (the
+  same sans-IO ``SSEDecoder`` the verdict uses, with a throwaway log); an event growing past the
+  cap without its blank line ends the read at once. The verdict would fail it anyway, and
+  reading on to the body cap (a 100 MB frame) would only cost time and memory.
+* **The end of an event stream**: once the terminal event (``response.completed``,
+  ``response.incomplete`` or ``response.failed``) has arrived, the server has said everything;
+  the transport keeps reading for ``close_grace_s`` more (so a ``data: [DONE]`` the profile
+  expects, or a stray frame after the terminal event, is still recorded and judged), and if the
+  body has not ended by then it stops reading and records how long the body stayed open
+  (``Exchange.open_after_terminal_s``; the verdict makes it a ``transport.closes_after_terminal``
+  failure).
+  A finished body on a kept-alive TCP connection is not "open": HTTP/1.1 keep-alive is fine,
+  only a body that never ends (no final chunk, no close) leaves a client waiting.
+
+Error messages (``Exchange.error``) say what happened in words a CI log reader understands:
+"no response headers within 2 s", "stream exceeded the 33554432-byte cap", "no terminal event
+within the 2 s deadline", "an event of more than N bytes exceeds the frame cap".
+
+A ``Transport`` runs one request at a time (the watchdog shuts down the sockets this request
+may be using); concurrent callers are serialized by a lock.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import Any
 
 import httpx
+import orjson
 
+from harness.findings import FindingLog
+from harness.sse import MAX_FRAME_BYTES, Frame, SSEDecoder
 from harness.transcript import Exchange
 
 # Whole-exchange deadline. The slowest legitimate scenario is a bounded generation
@@ -23,6 +60,13 @@ DEFAULT_READ_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 # Largest body recorded. The largest recorded OpenAI stream (compaction, 825 events) is ~1 MB.
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# How long the body may stay open after the terminal event. OpenAI's service ends the body
+# with the terminal event's frame (same TCP segment in the recordings); a proxy in between adds
+# milliseconds. One second is generous and keeps a misbehaving server from costing much.
+CLOSE_GRACE_S = 1.0
+# The events after which a Responses stream has nothing more to say (specs/grammar.yaml
+# `terminal`; the same names in every profile).
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class Transport:
@@ -31,12 +75,18 @@ class Transport:
     def __init__(self, base_url: str, *, api_key: str | None = None,
                  deadline_s: float = DEFAULT_DEADLINE_S,
                  read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES,
+                 max_frame_bytes: int = MAX_FRAME_BYTES,
+                 close_grace_s: float = CLOSE_GRACE_S) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.deadline_s = deadline_s
         self.read_timeout_s = read_timeout_s
         self.max_body_bytes = max_body_bytes
+        self.max_frame_bytes = max_frame_bytes
+        self.close_grace_s = close_grace_s
+        self._lock = threading.Lock()
+        self._last_stream: Any = None  # the previous response's connection (maybe reused)
         self._client = httpx.Client(
             timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S),
             follow_redirects=False,
@@ -62,38 +112,221 @@ class Transport:
         hdrs.update(headers or {})
         ex = Exchange(step, method, url, hdrs, body or b"")
         deadline = deadline_s if deadline_s is not None else self.deadline_s
-        # The deadline is checked as bytes arrive; a server that goes silent (before or after
-        # its headers) is cut off by the read timeout, so that may not outlast the deadline.
-        # Worst case for one exchange: about twice the deadline (silence just before it).
+        with self._lock:
+            self._exchange(ex, body, hdrs, deadline)
+        return ex
+
+    def _exchange(self, ex: Exchange, body: bytes | None, hdrs: dict[str, str],
+                  deadline: float) -> None:
+        # Until the headers arrive, the read timeout (= the deadline at most) bounds the wait;
+        # connect and write are bounded by their own timeouts, both within the deadline.
         timeout = httpx.Timeout(min(self.read_timeout_s, deadline),
-                                connect=min(CONNECT_TIMEOUT_S, deadline))
+                                connect=min(CONNECT_TIMEOUT_S, deadline), write=deadline,
+                                pool=deadline)
         start = time.monotonic()
+        dog = _Watchdog()
+        dog.arm(self._last_stream)
+        dog.at(start + deadline, "deadline")
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            # httpcore's "trace" extension: a new connection's socket is known from here on,
+            # so the watchdog can cut even a server that trickles its headers.
+            if event == "connection.connect_tcp.complete":
+                dog.arm(info.get("return_value"))
+
+        watch: _StreamWatch | None = None
+        size = 0
+        ended = False  # the body ended on its own (final chunk, Content-Length, or close)
+        cut = False  # we stopped reading before its end: a cap, the deadline, a silence
+        cap = self.max_body_bytes
         try:
-            with self._client.stream(method, url, content=body, headers=hdrs,
-                                     timeout=timeout) as resp:
+            with self._client.stream(ex.method, ex.url, content=body, headers=hdrs,
+                                     timeout=timeout, extensions={"trace": trace}) as resp:
                 ex.t_headers = time.monotonic() - start
                 ex.status = resp.status_code
                 ex.response_headers = {k.lower(): v for k, v in resp.headers.items()}
-                size = 0
+                self._last_stream = resp.extensions.get("network_stream")
+                dog.arm(self._last_stream)
+                ctype = ex.response_headers.get("content-type", "")
+                if ctype.split(";")[0].strip().lower() == "text/event-stream":
+                    watch = _StreamWatch(self.max_frame_bytes)
                 for data in resp.iter_raw():
                     now = time.monotonic() - start
+                    if size + len(data) > cap:
+                        ex.chunks.append((now, data[:cap - size]))
+                        ex.error = (f"{'stream' if watch else 'body'} exceeded the {cap}-byte "
+                                    f"cap after {now:.1f} s" + _progress(watch))
+                        cut = True
+                        break
                     ex.chunks.append((now, data))
                     size += len(data)
-                    if size > self.max_body_bytes:
-                        ex.error = f"body exceeded the {self.max_body_bytes}-byte cap"
-                        break
+                    if watch is not None:
+                        watch.feed(data)
+                        if watch.overflow:
+                            ex.error = (f"an event of more than {self.max_frame_bytes} bytes "
+                                        "exceeds the frame cap (no blank line ended it)")
+                            cut = True
+                            break
+                        if watch.terminal_at is None and watch.terminal is not None:
+                            watch.terminal_at = now
+                            dog.at(min(start + now + self.close_grace_s, start + deadline),
+                                   "grace")
                     if now > deadline:
-                        ex.error = f"exchange exceeded its {deadline:.0f} s deadline"
-                        break
+                        if watch is None or watch.terminal_at is None:
+                            ex.error = _deadline_message(deadline, watch)
+                        cut = True
+                        break  # (after the terminal event: the body stayed open too long)
+                else:
+                    ended = True
         except httpx.TimeoutException as exc:
-            ex.error = f"timed out ({type(exc).__name__}) after {time.monotonic() - start:.1f} s"
+            if not dog.fired and not (watch is not None and watch.terminal_at is not None):
+                ex.error = _timeout_message(exc, ex, time.monotonic() - start, deadline,
+                                            min(self.read_timeout_s, deadline), watch)
+                cut = ex.status is not None  # a silence in the body: its end was not seen
         except httpx.HTTPError as exc:
-            ex.error = f"{type(exc).__name__}: {exc}"
+            if not dog.fired:
+                ex.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            dog.cancel()
         ex.t_end = time.monotonic() - start
-        return ex
+        if ex.error is not None:
+            ex.cut = cut or (dog.fired and ex.status is not None)
+            return
+        if watch is not None and watch.terminal_at is not None:
+            if dog.fired or not ended:
+                # The server said everything, then kept the body open: we stopped reading.
+                ex.open_after_terminal_s = round(ex.t_end - watch.terminal_at, 3)
+        elif dog.fired:
+            ex.error = (f"no response headers within {deadline:g} s (the deadline)"
+                        if ex.status is None else _deadline_message(deadline, watch))
+            ex.cut = ex.status is not None
 
     def get(self, path: str) -> httpx.Response:
         return self._client.get(self.base_url + path, headers=self._auth())
 
     def _auth(self) -> dict[str, Any]:
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def _progress(watch: "_StreamWatch | None") -> str:
+    if watch is None:
+        return ""
+    if watch.terminal is None:
+        return f" with no terminal event ({watch.events} events so far)"
+    return f" ({watch.events} events)"
+
+
+def _deadline_message(deadline: float, watch: "_StreamWatch | None") -> str:
+    if watch is None:
+        return f"the body did not end within the {deadline:g} s deadline"
+    if watch.terminal is None:
+        return f"no terminal event within the {deadline:g} s deadline ({watch.events} events)"
+    return f"the stream did not end within the {deadline:g} s deadline"
+
+
+def _timeout_message(exc: httpx.TimeoutException, ex: Exchange, elapsed: float,
+                     deadline: float, read_timeout: float, watch: "_StreamWatch | None") -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"timed out connecting ({min(CONNECT_TIMEOUT_S, deadline):g} s)"
+    if ex.status is None:
+        # The same words whether the read timeout or the watchdog noticed first.
+        if read_timeout >= deadline:
+            return f"no response headers within {deadline:g} s (the deadline)"
+        return f"no response headers within {read_timeout:g} s (timed out: the read timeout)"
+    last = ex.chunks[-1][0] if ex.chunks else (ex.t_headers or 0.0)
+    return (f"timed out: no data for {elapsed - last:.1f} s, {elapsed:.1f} s into the exchange"
+            + _progress(watch))
+
+
+class _Watchdog:
+    """Shuts the exchange's sockets down at a given time. ``shutdown(SHUT_RDWR)`` (unlike
+    ``close()``) wakes a thread blocked reading that socket; httpx then sees the connection end
+    and discards it. ``at()`` (re)schedules it; ``cancel()`` disarms it for good, under the same
+    lock as the firing, so a socket returned to the pool is never touched afterwards."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._socks: list[socket.socket] = []
+        self._done = False
+        self.fired = False
+        self.reason: str | None = None
+
+    def arm(self, stream: Any) -> None:
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            if self._done or sock is None or sock in self._socks:
+                return
+            self._socks.append(sock)
+            if self.fired:
+                self._shutdown()
+
+    def at(self, when: float, reason: str) -> None:
+        with self._lock:
+            if self._done:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(max(0.0, when - time.monotonic()), self._fire,
+                                          args=(reason,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _fire(self, reason: str) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired, self.reason = True, reason
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: nothing left to wake
+
+
+class _StreamWatch:
+    """Frames an event stream as it arrives, only to know two things: has the terminal event
+    come, and has one event outgrown the frame cap. Judging is the verdict's business."""
+
+    __slots__ = ("decoder", "terminal", "terminal_at", "events")
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.decoder = SSEDecoder(FindingLog(), max_frame_bytes=max_frame_bytes)
+        self.terminal: str | None = None
+        self.terminal_at: float | None = None
+        self.events = 0
+
+    @property
+    def overflow(self) -> bool:
+        return self.decoder.log.failed("sse.limits")
+
+    def feed(self, data: bytes) -> None:
+        for frame in self.decoder.feed(data):
+            self.events += 1
+            if self.terminal is None:
+                self.terminal = _terminal_type(frame)
+
+
+def _terminal_type(frame: Frame) -> str | None:
+    if frame.event in TERMINAL_EVENTS:
+        return frame.event
+    data = frame.data
+    # Cheap filter before parsing: only a terminal event's frame names a terminal type.
+    if "response.completed" in data or "response.incomplete" in data \
+            or "response.failed" in data:
+        try:
+            etype = orjson.loads(data).get("type")
+        except (ValueError, AttributeError):
+            return None
+        if etype in TERMINAL_EVENTS:
+            return etype
+    return None

@@ -162,13 +162,23 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
 def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report_dir: Path,
               skip: Callable[[Scenario], str | None] = lambda s: None,
               progress: Callable[[int, int, ScenarioOutcome], None] | None = None,
-              deadline_s: float | None = None) -> dict[str, Any]:
-    """Run every scenario; write transcripts under report_dir; return the summary dict."""
+              deadline_s: float | None = None, max_body_bytes: int | None = None,
+              max_frame_bytes: int | None = None) -> dict[str, Any]:
+    """Run every scenario; write transcripts under report_dir; return the summary dict.
+
+    ``deadline_s`` bounds each request (harness/client.py honours it to within a fraction of a
+    second, whatever the server does); ``max_body_bytes`` and ``max_frame_bytes`` override the
+    transport's caps on one body and one event. A scenario whose server stalls, floods or never
+    closes gets its ``fail`` and the run goes on with the next one."""
     catalogue = load_catalogue(profile)
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
     outcomes: list[ScenarioOutcome] = []
-    kwargs = {"deadline_s": deadline_s} if deadline_s else {}
+    kwargs: dict[str, Any] = {"deadline_s": deadline_s} if deadline_s else {}
+    if max_body_bytes:
+        kwargs["max_body_bytes"] = max_body_bytes
+    if max_frame_bytes:
+        kwargs["max_frame_bytes"] = max_frame_bytes
     with Transport(target.base_url, api_key=target.api_key, **kwargs) as transport:
         for n, scenario in enumerate(scenarios):
             reason = skip(scenario)

@@ -48,6 +48,10 @@ class SSEDecoder:
         self.max_frame_bytes = max_frame_bytes
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._buf = ""  # undecoded-to-lines text
+        # Pieces of one unfinished line that arrived with no line end in them (a long frame
+        # over many chunks), joined once: appending each to _buf would copy it O(N²).
+        self._pending: list[str] = []
+        self._pending_size = 0
         self._data: list[str] = []
         # Characters of the frame being built: its lines, field names and line ends included,
         # so that a partial line (counted in _lines) never weighs more than the complete line
@@ -106,13 +110,20 @@ class SSEDecoder:
         # names the frame the bad byte is in.
         pending, start = exc.object, max(exc.start, 0)
         out = self._lines(pending[:start].decode("utf-8"), final=False)
-        self.log.fail("sse.utf8", f"invalid UTF-8 in the event stream: {exc.reason}",
-                      byte_offset=self._bytes - len(pending) + start, frame=self._frames)
+        offset = self._bytes - len(pending) + start
+        self.log.fail("sse.utf8", f"invalid UTF-8 at byte {offset} of the event stream "
+                      f"({exc.reason})", byte_offset=offset, frame=self._frames)
         # Continue as a browser would: "decoded using UTF-8 decode" replaces bad bytes.
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         return out + self._lines(self._decoder.decode(pending[start:], final), final=final)
 
     def _lines(self, text: str, *, final: bool) -> list[Frame]:
+        if "\n" not in text and not final and not self._first and "\r" not in text \
+                and self._buf[-1:] != "\r":
+            return self._unfinished_line(text)
+        if self._pending:
+            self._buf += "".join(self._pending)
+            self._pending, self._pending_size = [], 0
         buf = self._buf + text
         if self._first and buf:
             # "One leading U+FEFF BYTE ORDER MARK character must be ignored if any are present."
@@ -149,6 +160,18 @@ class SSEDecoder:
             self._skip_line = True
         self._buf = rest + held
         return out
+
+    def _unfinished_line(self, text: str) -> list[Frame]:
+        """``text`` holds no line end: it continues the line in progress."""
+        if self._skip_line:  # the rest of a line that overflowed the cap
+            return []
+        self._pending.append(text)
+        self._pending_size += len(text)
+        if len(self._buf) + self._pending_size + self._data_size > self.max_frame_bytes:
+            self._overflowed(len(self._buf) + self._pending_size)
+            self._buf, self._pending, self._pending_size = "", [], 0
+            self._skip_line = True
+        return []
 
     def _line(self, line: str, out: list[Frame]) -> None:
         if not line:
@@ -188,7 +211,8 @@ class SSEDecoder:
         if not self._overflow:
             self._overflow = True
             self.log.fail("sse.limits",
-                          f"a frame grew past {self.max_frame_bytes} bytes without a blank line",
+                          f"an event of more than {self.max_frame_bytes} bytes exceeds the "
+                          "frame cap (no blank line ended it)",
                           frame=self._frames, byte_offset=self._bytes)
         self._data, self._data_size, self._event = [], 0, None
         self._discard = True

@@ -1,7 +1,9 @@
 """One scenario's exchanges with the server, exactly as they happened, as JSONL.
 
 Each line is one record: ``request``, ``response`` (status and headers), ``chunk`` (bytes as
-they arrived, with their arrival time), ``end`` (how the exchange ended), and last, for a
+they arrived, with their arrival time), ``end`` (how the exchange ended: ``error``, plus
+``cut: true`` when the transport stopped reading at a cap or the deadline and
+``open_after_terminal_s`` when the body stayed open after the terminal event), and last, for a
 reader's convenience, ``findings``. The chunks are the raw bytes: a transcript re-judged later
 (``respcheck validate``) gets the same verdict as the live run, byte for byte.
 """
@@ -12,7 +14,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REDACTED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "set-cookie"})
 
@@ -32,6 +34,12 @@ class Exchange:
     t_headers: float | None = None
     t_end: float | None = None
     error: str | None = None  # transport failure: connect error, deadline, cap
+    # Seconds the body was still open after the terminal event when the transport stopped
+    # reading (harness/client.py CLOSE_GRACE_S); None: it ended on its own, or no terminal.
+    open_after_terminal_s: float | None = None
+    # The transport stopped reading at a cap or the deadline: the body's end was never seen,
+    # so an event cut in half there is the harness's doing, not the server's.
+    cut: bool = False
 
     @property
     def body(self) -> bytes:
@@ -49,19 +57,27 @@ class Exchange:
             return None
 
     def records(self) -> list[dict[str, Any]]:
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """The JSONL records one at a time: a body of tens of MB (a flooding server, up to the
+        transport's cap) is written out without a second copy of it in memory."""
         headers = {k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v)
                    for k, v in self.request_headers.items()}
-        out: list[dict[str, Any]] = [{
-            "kind": "request", "step": self.step, "method": self.method, "url": self.url,
-            "headers": headers, **_encode(self.request_body, "body"),
-        }]
+        yield {"kind": "request", "step": self.step, "method": self.method, "url": self.url,
+               "headers": headers, **_encode(self.request_body, "body")}
         if self.status is not None:
-            out.append({"kind": "response", "step": self.step, "status": self.status,
-                        "headers": self.response_headers, "t": self.t_headers})
-        out += [{"kind": "chunk", "step": self.step, "t": round(t, 6), **_encode(data, "data")}
-                for t, data in self.chunks]
-        out.append({"kind": "end", "step": self.step, "t": self.t_end, "error": self.error})
-        return out
+            yield {"kind": "response", "step": self.step, "status": self.status,
+                   "headers": self.response_headers, "t": self.t_headers}
+        for t, data in self.chunks:
+            yield {"kind": "chunk", "step": self.step, "t": round(t, 6), **_encode(data, "data")}
+        end: dict[str, Any] = {"kind": "end", "step": self.step, "t": self.t_end,
+                               "error": self.error}
+        if self.open_after_terminal_s is not None:
+            end["open_after_terminal_s"] = self.open_after_terminal_s
+        if self.cut:
+            end["cut"] = True
+        yield end
 
 
 def _encode(data: bytes, key: str) -> dict[str, str]:
@@ -84,7 +100,7 @@ def write_transcript(path: Path, exchanges: list[Exchange],
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for ex in exchanges:
-            for rec in ex.records():
+            for rec in ex.iter_records():
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         if findings is not None:
             fh.write(json.dumps({"kind": "findings", "items": findings}, ensure_ascii=False) + "\n")
@@ -110,4 +126,6 @@ def read_transcript(path: Path) -> list[Exchange]:
             elif kind == "end" and exchanges:
                 exchanges[-1].t_end = rec.get("t")
                 exchanges[-1].error = rec.get("error")
+                exchanges[-1].open_after_terminal_s = rec.get("open_after_terminal_s")
+                exchanges[-1].cut = bool(rec.get("cut", False))
     return exchanges

@@ -37,8 +37,12 @@ class Judged:
 
 def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
                       content_type: str | None = "text/event-stream",
-                      chunks: list[bytes] | None = None, log: FindingLog | None = None) -> Judged:
-    """Judge a raw text/event-stream body (optionally as the chunks it arrived in)."""
+                      chunks: list[bytes] | None = None, log: FindingLog | None = None,
+                      cut: bool = False) -> Judged:
+    """Judge a raw text/event-stream body (optionally as the chunks it arrived in).
+    ``cut``: the transport stopped reading before the body's end (a cap, the deadline), so
+    whether the stream would have ended inside a frame is unknown: ``sse.frame.terminated`` is
+    not judged (the cut itself is an ``sse.limits`` failure)."""
     log = log if log is not None else FindingLog()
     decoder = SSEDecoder(log)
     checker = StreamChecker(profile, log=log)
@@ -46,8 +50,11 @@ def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
     for data in chunks if chunks is not None else [body]:
         for frame in decoder.feed(data):
             checker.feed(frame)
-    for frame in decoder.close():
-        checker.feed(frame)
+    if cut:
+        log.applied.discard("sse.frame.terminated")
+    else:
+        for frame in decoder.close():
+            checker.feed(frame)
     checker.close()
     return Judged(log, "stream", checker.final_response, events=checker.events,
                   terminal_type=checker.terminal_type)
@@ -93,11 +100,15 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
         check_error_body(body, log, schemas=schema_set(prof.name))
         return Judged(log, "error", error=body if isinstance(body, dict) else None)
     if ctype == "text/event-stream" or expect_stream:
-        judged = judge_stream_body(ex.body, prof, content_type=ex.content_type,
-                                   chunks=[c for _, c in ex.chunks], log=log)
+        # The chunks as they arrived, not ``ex.body``: joining them would hold a second copy
+        # of a body that may be as large as the transport's cap.
+        judged = judge_stream_body(b"", prof, content_type=ex.content_type,
+                                   chunks=[c for _, c in ex.chunks], log=log, cut=ex.cut)
         if ex.error:
             log.apply("sse.limits")
             log.fail("sse.limits", ex.error)
+        if judged.terminal_type is not None:
+            _judge_close(ex, judged, log)
         return judged
     if ex.error:
         log.fail("transport.reachable", ex.error)
@@ -117,6 +128,24 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
     judged = judge_json_body(obj, prof, log=log, final=final)
     judged.body = obj
     return judged
+
+
+def _judge_close(ex: Exchange, judged: Judged, log: FindingLog) -> None:
+    """``transport.closes_after_terminal``: judged on every live stream that reached its terminal
+    event (a raw body given to ``respcheck validate`` has no timing, so it is not judged).
+    Decision: the check is MUST. The openai SDK's ``Stream`` stops only at ``data: [DONE]`` or
+    at the end of the body, and a Responses stream sends no ``[DONE]`` (openai profile), so a
+    body left open after ``response.completed`` leaves ``for event in stream`` waiting until the
+    client's read timeout (600 s by default); ``curl | jq`` pipelines hang the same way. The
+    transport waits ``CLOSE_GRACE_S`` after the terminal event (so a ``[DONE]`` the profile
+    expects still arrives) before it calls the body open."""
+    log.apply("transport.closes_after_terminal")
+    if ex.open_after_terminal_s is not None:
+        log.fail("transport.closes_after_terminal",
+                 f"connection still open {ex.open_after_terminal_s:.1f} s after the terminal "
+                 f"event {judged.terminal_type}: the body never ended, so a client reading to "
+                 "the end (the openai SDK's `for event in stream`) waits until its timeout",
+                 event_type=judged.terminal_type, actual=ex.open_after_terminal_s)
 
 
 def judge_file(data: bytes, profile: Profile | str = "openai") -> Judged:
