@@ -3,7 +3,12 @@
 Stored responses go to the SQLite file ``--db`` (default ``./respcheck-gateway.sqlite3``), so
 ``previous_response_id`` chains and background responses survive a restart; ``--db :memory:``
 keeps them for the life of the process only (the default of ``GatewayConfig``, used in-process
-by the test suite and the embedded target).
+by the test suite and the embedded target). ``--store`` is the same setting under its newer
+name, and also takes a ``postgresql://`` URL (several gateways on several machines, one store).
+
+``--api-key KEY`` (repeatable) and ``--api-keys-file FILE`` make the gateway require
+``Authorization: Bearer KEY`` on every route but /health; each key's responses are its own
+(reference_gateway/auth.py). Without them the gateway is open: run it on loopback only.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reference_gateway.auth import read_keys_file
 from reference_gateway.config import GatewayConfig
+from reference_gateway.store import StoreError
 
 DEFAULT_DB = "respcheck-gateway.sqlite3"
 
@@ -43,6 +50,34 @@ def parser() -> argparse.ArgumentParser:
                    help=f"SQLite file for stored responses (default: {DEFAULT_DB}; ':memory:' for none)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="upstream request deadline")
     p.add_argument("--done-sentinel", action="store_true", help="end streams with 'data: [DONE]' (Open Responses)")
+    # -- upstream faults and readiness (issue 6)
+    p.add_argument("--stream-first-token-timeout", type=float, metavar="SECONDS",
+                   help="a streamed upstream call must send its first chunk within this (default: --timeout)")
+    p.add_argument("--stream-idle-timeout", type=float, metavar="SECONDS",
+                   help="longest silence of a streamed upstream call after its first chunk (default: --timeout)")
+    p.add_argument("--stream-timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="a whole streamed upstream call, however it trickles (default: 1800)")
+    p.add_argument("--upstream-max-line-bytes", type=int, default=1024 * 1024, metavar="BYTES",
+                   help="largest SSE line of an upstream stream (default: 1 MiB); beyond it: 502")
+    p.add_argument("--upstream-max-body-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
+                   help="largest non-streamed upstream answer (default: 16 MiB); beyond it: 502")
+    p.add_argument("--upstream-wait", type=float, default=60.0, metavar="SECONDS",
+                   help="before serving, wait this long for GET {upstream}/models to answer (default: 60; "
+                   "0: do not wait)")
+    p.add_argument("--upstream-poll-interval", type=float, default=0.5, metavar="SECONDS",
+                   help="time between two tries while waiting for the upstream (default: 0.5)")
+    # -- auth and store (issue 6)
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help="require 'Authorization: Bearer KEY' (repeatable; each key is its own tenant; "
+                   "prefer --api-keys-file: a command line is visible to other users in ps)")
+    p.add_argument("--api-keys-file", metavar="FILE",
+                   help="API keys, one per line; blank lines and lines starting with '#' are skipped")
+    p.add_argument("--store", dest="db", metavar="PATH_OR_URL",
+                   help="where stored responses go: a SQLite file (the default, same as --db) or "
+                   "postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass rather than the URL)")
+    p.add_argument("--orphan-after", type=float, default=30.0, metavar="SECONDS",
+                   help="a background response whose gateway process stopped for this long is stored "
+                   "as failed (default: 30)")
     return p
 
 
@@ -67,11 +102,34 @@ def main(argv: list[str] | None = None) -> int:
                 db_path=args.db,
                 request_timeout_s=args.timeout,
                 done_sentinel=args.done_sentinel,
+                api_keys=tuple(args.api_key) + (read_keys_file(args.api_keys_file) if args.api_keys_file else ()),
+                orphan_after_s=args.orphan_after,
+                # -- upstream faults and readiness (issue 6)
+                stream_first_token_timeout_s=args.stream_first_token_timeout,
+                stream_idle_timeout_s=args.stream_idle_timeout,
+                stream_timeout_s=args.stream_timeout,
+                upstream_max_line_bytes=args.upstream_max_line_bytes,
+                upstream_max_body_bytes=args.upstream_max_body_bytes,
+                upstream_wait_s=args.upstream_wait,
+                upstream_poll_interval_s=args.upstream_poll_interval,
             )
         except ValueError as exc:
             p.error(str(exc))
+        if config.upstream_wait_s > 0:  # -- upstream readiness (issue 6)
+            from reference_gateway.readiness import UpstreamNotReady, wait_for_upstream
+
+            try:
+                wait_for_upstream(config.upstream_url, api_key=config.upstream_api_key,
+                                  wait_s=config.upstream_wait_s, interval_s=config.upstream_poll_interval_s,
+                                  notify=lambda line: print(line, file=sys.stderr))
+            except UpstreamNotReady as exc:
+                p.exit(2, f"{p.prog}: {exc}\n")
         print(f"reference gateway on http://{args.host}:{args.port}/v1 -> {upstream_url}", file=sys.stderr)
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+        try:
+            app = create_app(config)  # opens the store: a file that is not SQLite, Postgres down
+        except StoreError as exc:
+            p.exit(2, f"{p.prog}: {exc}\n")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
         if mock is not None:
             mock.close()

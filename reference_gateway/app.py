@@ -10,6 +10,13 @@
 ``previous_response_id`` continues a stored conversation: the upstream sees this request's
 instructions (only), then the previous response's whole context, its output, and this input.
 An unknown, deleted or never-stored (``store: false``) id is 400 ``previous_response_not_found``.
+
+Tenants (auth.py): with API keys configured, every route but /health needs one, and a stored
+response belongs to the key that made it. Another key's GET, input_items, DELETE and cancel get
+the same 404 as an unknown id; its ``previous_response_id`` gets the same 400
+``previous_response_not_found`` as an unknown id (what OpenAI answers for an unknown one, and
+what the conformance suite checks): a foreign id is indistinguishable from one that never
+existed, by status, code and message.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -34,7 +42,8 @@ from reference_gateway.emitter import Emitter
 from reference_gateway.errors import APIError
 from reference_gateway.params import CreateRequest, parse_create
 from reference_gateway.pagination import item_page
-from reference_gateway.store import PENDING, ResponseStore
+from reference_gateway.auth import Keyring, RequireAPIKey, tenant
+from reference_gateway.store import PENDING, open_store
 from reference_gateway.upstream import Upstream
 
 log = logging.getLogger("reference_gateway")
@@ -49,6 +58,13 @@ def sse(event: dict) -> bytes:
 
 
 async def read_json(request: Request, max_bytes: int) -> object:
+    """The request body as JSON, or an envelope: 415 unless ``application/json``; 413 past
+    ``max_bytes`` (declared by Content-Length, or counted as a chunked body arrives); 400
+    ``invalid_json`` for bytes that are not UTF-8 (RFC 8259, 8.1: JSON text exchanged between
+    systems MUST be UTF-8; a BOM is refused too), for text that is not JSON, for NaN/Infinity,
+    and for nesting too deep for the parser (a RecursionError, never a 500). Values that parse
+    but cannot travel on (lone surrogates, out-of-range numbers, nesting past the gateway's
+    limit) are refused with their path by ``params.check_json_values``."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise APIError(
@@ -70,20 +86,30 @@ async def read_json(request: Request, max_bytes: int) -> object:
         raise ValueError(f"{name} is not valid JSON")
 
     try:
-        return json.loads(body, parse_constant=no_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(400, f"The request body is not valid UTF-8 (invalid byte at offset {exc.start}); "
+                       "JSON must be sent as UTF-8.", code="invalid_json") from None
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise APIError(400, "The request body is not valid JSON: it nests too deeply to parse.",
+                       code="invalid_json") from None
+    except ValueError as exc:
         raise APIError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
 def create_app(config: GatewayConfig) -> Starlette:
-    store = ResponseStore(config.db_path)
-    background = BackgroundRunner(store)
+    keyring = Keyring(config.api_keys)
+    store = open_store(config.store_location)
+    background = BackgroundRunner(store, orphan_after_s=config.orphan_after_s)
     upstream: Upstream | None = None  # created on the server's event loop, in lifespan
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal upstream
         upstream = Upstream(config)
+        background.watch()  # this process's lease in the store, and the orphan sweep
         try:
             yield
         finally:
@@ -91,11 +117,11 @@ def create_app(config: GatewayConfig) -> Starlette:
             await upstream.aclose()
             store.close()
 
-    def conversation(req: CreateRequest) -> list[dict]:
-        """The stored chain (if any) followed by this request's input items."""
+    def conversation(req: CreateRequest, owner: str) -> list[dict]:
+        """The stored chain (if any, and ``owner``'s) followed by this request's input items."""
         if req.previous_response_id is None:
             return list(req.input_items)
-        previous = store.record(req.previous_response_id)
+        previous = store.record(req.previous_response_id, owner)
         if previous is None:
             raise APIError(
                 400,
@@ -114,17 +140,18 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     async def create(request: Request) -> Response:
         req = parse_create(await read_json(request, config.max_body_bytes))
-        context = conversation(req)
+        context = conversation(req, tenant(request))
         messages = translate.chat_messages(req.instructions, context)
         response = translate.new_response(req)
 
         def keep(final: dict) -> None:
             if final["store"]:
-                store.put(final, input_items=list(req.input_items), context=context)
+                store.put(final, owner=tenant(request), input_items=list(req.input_items), context=context)
 
         if req.background:
             keep(response)  # queued, before the client hears of it
-            background.start(req, response, translate.chat_request(req, messages, stream=False), upstream)
+            background.start(req, response, translate.chat_request(req, messages, stream=False), upstream,
+                             owner=tenant(request))
             return JSONResponse(response)
         if not req.stream:
             completion = await upstream.complete(translate.chat_request(req, messages, stream=False))
@@ -142,23 +169,32 @@ def create_app(config: GatewayConfig) -> Starlette:
         )
 
     async def stream_events(req: CreateRequest, emitter: Emitter, opened, keep) -> AsyncIterator[bytes]:
+        """The event stream. Every way it can end stores (when ``store``) a terminal response:
+        completed/incomplete; failed with the upstream's error (``error`` then
+        ``response.failed`` are sent); failed "The client disconnected ..." when the client goes
+        away first (the task is cancelled or the generator closed: nothing can be sent, the
+        upstream request is closed in ``finally``); failed "internal error" on a gateway bug.
+        Never ``in_progress``."""
         try:
             for event in emitter.start():
                 yield sse(event)
             finish_reason, chat_usage = None, None
             try:
-                async for chunk in Upstream.chunks(opened):
+                async for chunk in opened.chunks():
                     chat_usage = chunk.get("usage") or chat_usage
                     for choice in chunk.get("choices") or []:
                         for event in deltas(emitter, choice.get("delta") or {}):
                             yield sse(event)
                         finish_reason = choice.get("finish_reason") or finish_reason
             except APIError as exc:
-                events = emitter.fail(exc.message)
+                events = emitter.fail(exc.message, code=exc.code or "server_error")
             else:
                 disallowed = req.tools.disallowed_calls(emitter.called_names())
                 if disallowed:
                     events = emitter.fail(translate.disallowed_message(disallowed), code="tool_not_allowed")
+                elif finish_reason is None:  # the body ended (or sent [DONE]) mid-answer: truncated
+                    events = emitter.fail("Upstream error: the stream ended before its finish_reason.",
+                                          code="upstream_error")
                 else:
                     events = emitter.finish(finish_reason, chat_usage)
             keep(emitter.response)  # stored before the terminal event: a GET right after sees it
@@ -166,30 +202,43 @@ def create_app(config: GatewayConfig) -> Starlette:
                 yield sse(event)
             if config.done_sentinel:
                 yield b"data: [DONE]\n\n"
+        except Exception:
+            if not emitter.running:
+                raise
+            log.exception("stream of %s failed", emitter.response["id"])
+            events = emitter.fail("The gateway had an internal error.")
+            keep(emitter.response)
+            for event in events:
+                yield sse(event)
+        except BaseException:  # CancelledError or GeneratorExit: the client went away
+            if emitter.running:
+                emitter.fail("The client disconnected before the response finished.")
+                keep(emitter.response)
+            raise
         finally:
             await opened.aclose()
 
     async def retrieve(request: Request) -> Response:
-        response = store.get(request.path_params["response_id"])
+        response = store.get(request.path_params["response_id"], tenant(request))
         if response is None:
             raise not_found(request.path_params["response_id"])
         return JSONResponse(response)
 
     async def input_items(request: Request) -> Response:
-        record = store.record(request.path_params["response_id"])
+        record = store.record(request.path_params["response_id"], tenant(request))
         if record is None:
             raise not_found(request.path_params["response_id"])
         return JSONResponse(item_page(record.input_items, request.query_params))
 
     async def delete(request: Request) -> Response:
         response_id = request.path_params["response_id"]
-        if not store.delete(response_id):
+        if not store.delete(response_id, tenant(request)):
             raise not_found(response_id)
         return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 
     async def cancel(request: Request) -> Response:
         response_id = request.path_params["response_id"]
-        cancelled = background.cancel(response_id)
+        cancelled = background.cancel(response_id, tenant(request))
         if cancelled is None:
             raise not_found(response_id)
         return JSONResponse(cancelled)
@@ -212,7 +261,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS,
+                     middleware=[Middleware(RequireAPIKey, keyring=keyring)])
 
 
 def deltas(emitter: Emitter, delta: dict) -> list[dict]:

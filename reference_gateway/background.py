@@ -4,9 +4,21 @@ The response is stored ``queued`` before the POST returns, ``in_progress`` once 
 and terminal (completed / incomplete / failed) when it ends; clients poll ``GET``. ``cancel``
 stores ``cancelled`` and stops the task. Every move out of ``queued``/``in_progress`` is a
 conditional update (``ResponseStore.update_pending``), so a cancel racing the end of a
-generation leaves exactly one of the two outcomes. On shutdown, unfinished tasks are cancelled
-and their responses stored as ``failed``: no row stays ``in_progress`` forever because of this
-process. (A row left behind by a process that was killed outright stays as it was.)
+generation leaves exactly one of the two outcomes. All of it is scoped to the owner (tenant)
+that created the response: another tenant's cancel is a 404, like an unknown id.
+
+No row stays pending forever:
+- On shutdown, unfinished tasks are cancelled and their responses stored as ``failed``.
+- A process killed outright (kill -9, a lost machine) cannot do that, so every gateway process
+  holds a lease in the store, renewed every ``orphan_after_s / HEARTBEATS_PER_LEASE`` seconds
+  (``watch()``), and every process sweeps, at startup and at each heartbeat, the pending rows
+  whose writer holds no live lease, storing them ``failed`` (``ORPHAN_MESSAGE``). A live
+  process renews its lease several times per lease, so it is never swept unless its event loop
+  stalls for a whole lease; if that happens its response ends ``failed`` and its own late
+  update is refused by the conditional update: still exactly one outcome.
+  After a kill -9, the dead process's background responses are ``failed`` within
+  ``orphan_after_s`` (plus one heartbeat) of its last heartbeat, as soon as any process sharing
+  the store (a restarted one, or another worker) runs.
 
 Streaming a background response is not offered (``stream: true`` with ``background: true`` is
 refused in params.py): the generation uses the upstream's non-streamed call.
@@ -26,24 +38,65 @@ from reference_gateway.upstream import Upstream
 
 log = logging.getLogger("reference_gateway")
 
+# A lease lasts this many heartbeats: a process must miss several in a row to be declared dead.
+HEARTBEATS_PER_LEASE = 5
+DEFAULT_ORPHAN_AFTER_S = 30.0
+ORPHAN_MESSAGE = "The gateway process running this response stopped before it finished."
+
 
 def not_cancellable(message: str) -> APIError:
     return APIError(400, message, param=None, code="response_not_cancellable")
 
 
 class BackgroundRunner:
-    def __init__(self, store: ResponseStore) -> None:
+    def __init__(self, store: ResponseStore, *, orphan_after_s: float = DEFAULT_ORPHAN_AFTER_S) -> None:
         self._store = store
         self._tasks: dict[str, asyncio.Task] = {}
+        self._owners: dict[str, str] = {}
+        self._lease_s = orphan_after_s
+        self._watcher: asyncio.Task | None = None
 
-    def start(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream) -> None:
-        task = asyncio.create_task(self._run(req, copy.deepcopy(response), chat, upstream))
+    # -- the lease and the orphan sweep --------------------------------------------------------
+    def sweep(self) -> int:
+        """Renew this process's lease, then store every orphan as ``failed``; how many."""
+        self._store.heartbeat(self._lease_s)
+        settled = 0
+        for body, _owner in self._store.orphans():
+            if self._store.settle_orphan(translate.fail(body, ORPHAN_MESSAGE)):
+                settled += 1
+                log.warning("background response %s: its gateway process is gone; stored as failed", body["id"])
+        self._store.forget_expired()
+        return settled
+
+    def watch(self) -> None:
+        """Sweep now, then keep the lease and sweep every heartbeat until ``shutdown()``."""
+        self.sweep()
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        interval = self._lease_s / HEARTBEATS_PER_LEASE
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sweep()
+            except Exception:  # a store hiccup must not end the heartbeat for good
+                log.exception("background: heartbeat or orphan sweep failed")
+
+    # -- responses ---------------------------------------------------------------------------
+    def start(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, *, owner: str) -> None:
+        task = asyncio.create_task(self._run(req, copy.deepcopy(response), chat, upstream, owner))
         self._tasks[response["id"]] = task
-        task.add_done_callback(lambda _: self._tasks.pop(response["id"], None))
+        self._owners[response["id"]] = owner
 
-    async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream) -> None:
+        def forget(_task: asyncio.Task) -> None:
+            self._tasks.pop(response["id"], None)
+            self._owners.pop(response["id"], None)
+
+        task.add_done_callback(forget)
+
+    async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, owner: str) -> None:
         response["status"] = "in_progress"
-        if not self._store.update_pending(response):
+        if not self._store.update_pending(response, owner=owner):
             return  # cancelled before it started
         try:
             translate.from_chat_completion(req, response, await upstream.complete(chat))
@@ -54,11 +107,11 @@ class BackgroundRunner:
         except Exception:
             log.exception("background response %s failed", response["id"])
             translate.fail(response, "The gateway had an internal error.")
-        self._store.update_pending(response)
+        self._store.update_pending(response, owner=owner)
 
-    def cancel(self, response_id: str) -> dict | None:
-        """The cancelled response, or None when no such response is stored."""
-        body = self._store.get(response_id)
+    def cancel(self, response_id: str, owner: str) -> dict | None:
+        """The cancelled response, or None when ``owner`` has no such response."""
+        body = self._store.get(response_id, owner)
         if body is None:
             return None
         if not body.get("background"):
@@ -66,8 +119,8 @@ class BackgroundRunner:
         if body["status"] not in PENDING:
             raise not_cancellable(f"Cannot cancel a response with status '{body['status']}'.")
         body["status"] = "cancelled"
-        if not self._store.update_pending(body):
-            status = (self._store.get(response_id) or {}).get("status", "deleted")
+        if not self._store.update_pending(body, owner=owner):
+            status = (self._store.get(response_id, owner) or {}).get("status", "deleted")
             raise not_cancellable(f"Cannot cancel a response with status '{status}'.")
         task = self._tasks.pop(response_id, None)
         if task is not None:
@@ -75,14 +128,23 @@ class BackgroundRunner:
         return body
 
     async def shutdown(self) -> None:
-        tasks = list(self._tasks.items())
-        for _, task in tasks:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except asyncio.CancelledError:
+                pass
+        tasks = [(response_id, task, self._owners.get(response_id)) for response_id, task in self._tasks.items()]
+        for _, task, _ in tasks:
             task.cancel()
-        for response_id, task in tasks:
+        for response_id, task, owner in tasks:
             try:
                 await task
             except asyncio.CancelledError:
                 pass
-            body = self._store.get(response_id)
+            body = self._store.get(response_id, owner) if owner is not None else None
             if body is not None and body["status"] in PENDING:
-                self._store.update_pending(translate.fail(body, "The gateway shut down before the response finished."))
+                self._store.update_pending(translate.fail(body, "The gateway shut down before the response finished."),
+                                           owner=owner)
+        if self._watcher is not None:
+            self._store.release()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # 1 MiB: the same order as nginx's ``client_max_body_size`` default (1m); a text request to a
 # Responses server is far smaller, and a cap keeps a flood from reaching the JSON parser.
@@ -26,6 +26,34 @@ class GatewayConfig:
     # Append ``data: [DONE]`` after the terminal event (required by the Open Responses profile,
     # never sent by OpenAI's service).
     done_sentinel: bool = False
+    # -- auth and store (issue 6)
+    # API keys clients must send as ``Authorization: Bearer KEY`` (auth.py); none: the gateway
+    # is open and every response belongs to one anonymous tenant. Kept out of repr (and logs).
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Where responses are stored: a SQLite path (":memory:" for none) or a postgresql:// URL
+    # (store.py). None: ``db_path``, the older name of the same setting, kept for its callers.
+    # Out of repr: a URL may carry a password.
+    store: str | None = field(default=None, repr=False)
+    # A background response whose gateway process stopped renewing its lease in the store for
+    # this long is stored as failed (background.py); its process renews 5 times per lease.
+    orphan_after_s: float = 30.0
+    # -- upstream faults and readiness (issue 6)
+    # A streamed upstream call must send its first chunk within stream_first_token_timeout_s of
+    # the request (headers included), then never fall silent for more than
+    # stream_idle_timeout_s, and end within stream_timeout_s in all (so an upstream that drips
+    # one byte at a time cannot hold a stream forever). None: request_timeout_s.
+    stream_first_token_timeout_s: float | None = None
+    stream_idle_timeout_s: float | None = None
+    stream_timeout_s: float = 1800.0
+    # Caps on what the upstream sends: one SSE line of a streamed answer (a chunk carrying one
+    # token is ~300 bytes), and a whole non-streamed answer. Beyond them: 502.
+    upstream_max_line_bytes: int = 1024 * 1024
+    upstream_max_body_bytes: int = 16 * 1024 * 1024
+    # ``python -m reference_gateway`` waits up to upstream_wait_s before serving for the upstream
+    # to answer GET {upstream_url}/models, trying every upstream_poll_interval_s (readiness.py);
+    # 0 skips the wait. In-process users (launch.py) do not wait.
+    upstream_wait_s: float = 60.0
+    upstream_poll_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.upstream_url.startswith(("http://", "https://")):
@@ -34,3 +62,30 @@ class GatewayConfig:
             raise ValueError("timeouts must be positive")
         if self.max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")
+        self._check_auth_and_store()
+        # -- upstream faults and readiness (issue 6)
+        for name in ("stream_first_token_timeout_s", "stream_idle_timeout_s", "stream_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        for name in ("upstream_max_line_bytes", "upstream_max_body_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.upstream_wait_s >= 0:
+            raise ValueError(f"upstream_wait_s must be 0 or more, got {self.upstream_wait_s}")
+        if not self.upstream_poll_interval_s > 0:
+            raise ValueError(f"upstream_poll_interval_s must be positive, got {self.upstream_poll_interval_s}")
+
+    @property
+    def store_location(self) -> str:
+        """The SQLite path or PostgreSQL URL the gateway stores responses in."""
+        return self.store if self.store is not None else self.db_path
+
+    def _check_auth_and_store(self) -> None:
+        from reference_gateway.auth import check_keys
+        from reference_gateway.store import check_location
+
+        check_keys(self.api_keys, source="api key")
+        check_location(self.store_location)
+        if self.orphan_after_s <= 0:
+            raise ValueError("orphan_after_s must be positive")

@@ -15,9 +15,10 @@ SDK's ``ResponseStreamEvent`` union):
     function_call := output_item.added  function_call_arguments.delta*
                      function_call_arguments.done  output_item.done
 
-or, when the upstream fails, ``error`` then ``response.failed``. ``sequence_number`` starts at
-0 and rises by exactly 1; ``output_index`` is dense. At most one item is open at a time: events
-of two items never interleave.
+or, when the upstream fails, the open text-like item (if any) closed as ``incomplete`` with the
+text it got, then ``error`` then ``response.failed`` (whose output holds the closed items).
+``sequence_number`` starts at 0 and rises by exactly 1; ``output_index`` is dense. At most one
+item is open at a time: events of two items never interleave.
 
 Reasoning and message text stream live. Function-call deltas are buffered per chat tool-call
 index and emitted when the upstream stream ends, each upstream fragment as one
@@ -78,6 +79,11 @@ class Emitter:
         self._text: list[str] = []
         self._calls: dict[int, _ToolCall] = {}
         self._has_message = False
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet terminal: a stream cut now must still end as ``fail()`` says."""
+        return self.state is not State.IDLE and self.state is not State.CLOSED
 
     def _event(self, type: str, **fields) -> dict:
         event = {"type": type, "sequence_number": self._sequence, **fields}
@@ -219,15 +225,20 @@ class Emitter:
         return events
 
     def fail(self, message: str, *, code: str = "server_error") -> list[dict]:
-        """``error`` (nested, as OpenAI's service sends it) then ``response.failed``.
+        """Close the open item, then ``error`` (nested, as OpenAI's service sends it) then
+        ``response.failed``.
 
-        An open item is left as it is: OpenAI's service ends a failed stream the same way.
+        The open item is closed (``incomplete``; a reasoning item ``completed``) so the stream
+        stays well-formed: the SDK's accumulator, and the checker's ``stream.item.lifecycle`` /
+        ``stream.output.matches_items`` (MUST), want every added item done and the terminal
+        output to equal the items streamed. Buffered tool calls were never sent; they are dropped.
         """
         self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        events = self._close("incomplete")
         self.response["output"] = copy.deepcopy(self.output)
         translate.fail(self.response, message)
         self.state = State.CLOSED
-        return [
+        return events + [
             self._event("error", error={"type": "server_error", "code": code, "message": message, "param": None}),
             self._event("response.failed", response=self._snapshot()),
         ]

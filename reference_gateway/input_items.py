@@ -40,6 +40,12 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message never echoes a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def type_error(param: str, expected: str, value: Any):
     return invalid(
         f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
@@ -67,18 +73,22 @@ def _item_id(item: dict, where: str, prefix: str) -> str:
     return given
 
 
-def _texts(content: Any, where: str) -> list[str]:
+def _texts(content: Any, where: str, field: str = "content") -> list[str]:
+    """Texts of ``where.field``: a string, or an array of input_text/output_text parts."""
     if isinstance(content, str):
         return [content]
     if not isinstance(content, list):
-        raise type_error(f"{where}.content", "a string or an array of content parts", content)
+        raise type_error(f"{where}.{field}", "a string or an array of content parts", content)
     texts = []
     for j, part in enumerate(content):
-        part_where = f"{where}.content[{j}]"
+        part_where = f"{where}.{field}[{j}]"
         if not isinstance(part, dict):
             raise type_error(part_where, "an object", part)
+        if part.get("type") is None:
+            raise invalid(f"Missing required parameter: '{part_where}.type'.", param=f"{part_where}.type",
+                          code="missing_required_parameter")
         if part.get("type") not in TEXT_PART_TYPES:
-            raise unsupported(f"{part_where}.type", f"content part type {part.get('type')!r}")
+            raise unsupported(f"{part_where}.type", f"content part type {shown(part.get('type'))}")
         if not isinstance(part.get("text"), str):
             raise type_error(f"{part_where}.text", "a string", part.get("text"))
         texts.append(part["text"])
@@ -120,7 +130,7 @@ def _function_call_output(item: dict, where: str) -> dict:
         raise invalid(f"Missing required parameter: '{where}.output'.", param=f"{where}.output",
                       code="missing_required_parameter")
     if isinstance(output, list):
-        output = [{"type": "input_text", "text": t} for t in _texts(output, f"{where}.output")]
+        output = [{"type": "input_text", "text": t} for t in _texts(output, where, "output")]
     elif not isinstance(output, str):
         raise type_error(f"{where}.output", "a string or an array of content parts", output)
     return {"id": _item_id(item, where, "fco"), "type": "function_call_output", "call_id": call_id,
@@ -164,8 +174,10 @@ def parse_input(value: Any) -> list[dict]:
         if not isinstance(item, dict):
             raise type_error(where, "an object", item)
         kind = item.get("type", "message")
+        if not isinstance(kind, str):
+            raise type_error(f"{where}.type", "a string", kind)
         parse = ITEM_PARSERS.get(kind)
         if parse is None:
-            raise unsupported(f"{where}.type", f"input item type {kind!r}")
+            raise unsupported(f"{where}.type", f"input item type {shown(kind)}")
         items.append(parse(item, where))
     return items

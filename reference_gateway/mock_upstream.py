@@ -39,8 +39,38 @@ Model-name directives (anything else behaves like ``mock-1``):
                         It writes exactly ``max_tokens`` tokens when given (``finish_reason:
                         length``, as a random-weight model does), else ``DEFAULT_TOKENS``.
 
+Fault modes, for testing what sits in front of the mock (``mock-fault:MODE[:ARG]``; the answer
+is otherwise ``mock-1``'s). ``FAULT_TOKENS`` is the number of content tokens sent before a
+mid-stream fault; streamed (``stream: true``) and non-streamed answers both fail:
+
+    mock-fault:stall-first[:S]  streamed: headers, then nothing for S seconds (``FAULT_STALL_S``)
+                                before the first chunk; non-streamed: S seconds before the answer
+    mock-fault:stall-mid[:S]    streamed: the role chunk and ``FAULT_TOKENS`` tokens, then S seconds
+                                of silence; non-streamed: half the JSON body, then S seconds
+    mock-fault:reset            as stall-mid, but the connection is reset (TCP RST: SO_LINGER 0,
+                                then abort) instead of stalling
+    mock-fault:5xx              HTTP 503 with an error envelope, before anything is streamed
+    mock-fault:bad-json         streamed: a ``data:`` line that is not JSON after ``FAULT_TOKENS``
+                                tokens; non-streamed: a 200 ``application/json`` body that is not JSON
+    mock-fault:truncated        streamed: the body ends cleanly after ``FAULT_TOKENS`` tokens, with no
+                                ``finish_reason`` and no ``[DONE]``; non-streamed: the first half of
+                                the JSON answer, with a Content-Length that matches it
+    mock-fault:drip[:S]         the whole (normal) body, one byte per write, S seconds apart
+                                (``DRIP_INTERVAL_S``): it never idles, and takes minutes
+    mock-fault:oversized[:N]    streamed: after the role chunk, one chunk whose content is N bytes
+                                (``OVERSIZED_BYTES``), then the rest; non-streamed: an answer of
+                                N bytes. The default is beyond the gateway's default caps.
+
+A stall ends early when the client goes away (the stream is cancelled). Refusing connections is
+not a mode: point the client at a closed port.
+
 The last requests received are kept in ``app.state.requests`` so tests can see what the
-gateway sent.
+gateway sent. Every streamed body (``text/event-stream``, and the non-streamed fault bodies that
+are written in pieces) is recorded in ``app.state.streams`` as a dict: ``model``, ``stream``
+(bool), ``started`` and ``ended`` (``time.monotonic()`` values; ``ended`` is None while it runs)
+and ``outcome``: ``"finished"`` (all of it was sent), ``"fault"`` (the mode ended it: reset,
+truncated) or ``"cancelled"`` (the client went away first; the server cancelled the body). A
+test watches it to see when the gateway dropped its upstream request.
 """
 
 from __future__ import annotations
@@ -52,6 +82,8 @@ import hashlib
 import json
 import random
 import re
+import socket
+import struct
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -74,6 +106,15 @@ JSON_CHUNK = 6
 PACED_MODEL = "mock-paced"
 PACED_TTFT_MS = 50.0
 PACED_ITL_MS = 10.0
+FAULT_PREFIX = "mock-fault:"
+FAULT_MODES = ("stall-first", "stall-mid", "reset", "5xx", "bad-json", "truncated", "drip", "oversized")
+FAULT_TOKENS = 3
+FAULT_STALL_S = 30.0
+DRIP_INTERVAL_S = 0.01
+# 32 MiB: beyond the gateway's default caps on one streamed line (1 MiB) and on a whole
+# non-streamed answer (16 MiB), see reference_gateway/config.py.
+OVERSIZED_BYTES = 32 * 1024 * 1024
+RECORDED_STREAMS = 256
 TOOL_WORDS = re.compile(r"\b(tool|call)\b", re.IGNORECASE)
 VOCABULARY = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
@@ -156,6 +197,38 @@ def pace(model: str) -> tuple[float, float] | None:
     return max(ttft_ms, 0.0) / 1000.0, max(itl_ms, 0.0) / 1000.0
 
 
+def fault(model: str) -> tuple[str, float | None] | None:
+    """``(mode, argument or None)`` for a ``mock-fault:MODE[:ARG]`` model name, else None.
+
+    Raises ValueError for an unknown mode or an argument that is not a non-negative number.
+    """
+    if not model.startswith(FAULT_PREFIX):
+        return None
+    mode, _, arg = model[len(FAULT_PREFIX):].partition(":")
+    if mode not in FAULT_MODES:
+        raise ValueError(f"unknown fault mode {mode!r}; one of {', '.join(FAULT_MODES)}")
+    if not arg:
+        return mode, None
+    try:
+        value = float(arg)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"the argument of {model!r} must be a non-negative number")
+    return mode, value
+
+
+def _reset(transport) -> bool:
+    """Reset the TCP connection (RST, not FIN): SO_LINGER with a zero timeout, then abort."""
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
+
+
 def _echo(messages: list) -> str:
     echoed = []
     for message in messages:
@@ -164,6 +237,18 @@ def _echo(messages: list) -> str:
             entry["tool_calls"] = [(c.get("function") or {}).get("name") for c in message["tool_calls"]]
         echoed.append(entry)
     return _compact(echoed)
+
+
+class _MockApp(Starlette):
+    """Starlette, plus the connection's transport in ``scope["mock.transport"]`` (for the reset
+    fault). uvicorn's ``send`` is a bound method of its request cycle, which holds the transport;
+    under another server the key is None and ``mock-fault:reset`` raises instead (the server then
+    drops the connection)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            scope["mock.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
+        await super().__call__(scope, receive, send)
 
 
 def create_app() -> Starlette:
@@ -185,6 +270,12 @@ def create_app() -> Starlette:
 
         if model == "mock-error":
             return _error(500, "The mock upstream failed on purpose.", type="server_error")
+        try:
+            faulty = fault(model)
+        except ValueError as exc:
+            return _error(400, str(exc), param="model")
+        if faulty is not None and faulty[0] == "5xx":
+            return _error(503, "The mock upstream is unavailable on purpose (mock-fault:5xx).", type="server_error")
         if model == "mock-slow":
             await asyncio.sleep(SLOW_DELAY_S)
         paced = pace(model)
@@ -252,7 +343,10 @@ def create_app() -> Starlette:
                     for call_id, name, chunks in calls
                 ]
             choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
-            return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+            completion = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            if faulty is not None:
+                return await faulty_answer(request, faulty, completion)
+            return JSONResponse(completion)
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
@@ -286,7 +380,112 @@ def create_app() -> Starlette:
                 yield frame([], usage=usage)
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(chunks(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        def oversized(size: int) -> bytes:
+            chunk = {**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": {"content": "x" * size}, "finish_reason": None}]}
+            return f"data: {json.dumps(chunk)}\n\n".encode()
+
+        frames = chunks() if faulty is None else faulty_frames(request, faulty, chunks(), oversized)
+        return StreamingResponse(recorded(request, model, frames, stream=True), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache"})
+
+    async def faulty_frames(request: Request, faulty: tuple[str, float | None], frames: AsyncIterator[bytes],
+                            oversized) -> AsyncIterator[bytes]:
+        """The streamed answer ``frames`` (one SSE frame each), broken as the fault mode says."""
+        mode, arg = faulty
+        if mode == "stall-first":
+            await asyncio.sleep(FAULT_STALL_S if arg is None else arg)
+        elif mode == "drip":
+            interval = DRIP_INTERVAL_S if arg is None else arg
+            async for frame in frames:
+                for i in range(len(frame)):
+                    yield frame[i:i + 1]
+                    await asyncio.sleep(interval)
+            return
+        sent = 0
+        async for frame in frames:
+            if sent == 1 and mode == "oversized":
+                yield oversized(OVERSIZED_BYTES if arg is None else int(arg))
+            if sent == 1 + FAULT_TOKENS:  # the role chunk, then FAULT_TOKENS tokens
+                if mode == "stall-mid":
+                    await asyncio.sleep(FAULT_STALL_S if arg is None else arg)
+                elif mode == "reset":
+                    await reset_connection(request)
+                    return
+                elif mode == "bad-json":
+                    yield b'data: {"id": "chatcmpl-broken", "choices": [\n\n'
+                elif mode == "truncated":
+                    request.state.fault_ended = True
+                    return
+            yield frame
+            sent += 1
+
+    async def stall_unless_gone(request: Request, seconds: float) -> None:
+        """Sleep, but stop when the client disconnects (the body is read: the next ASGI message
+        is the disconnect), so a stalled non-streamed answer does not outlive its client."""
+        try:
+            async with asyncio.timeout(seconds):
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+        except TimeoutError:
+            pass
+
+    async def reset_connection(request: Request) -> None:
+        await asyncio.sleep(0.05)  # let what was written reach the client before the reset
+        request.state.fault_ended = True
+        if not _reset(request.scope.get("mock.transport")):
+            raise ConnectionResetError("mock-fault:reset: no transport to reset")
+
+    async def faulty_answer(request: Request, faulty: tuple[str, float | None], completion: dict) -> Response:
+        """The non-streamed ``completion``, broken as the fault mode says."""
+        mode, arg = faulty
+        if mode == "oversized":
+            size = OVERSIZED_BYTES if arg is None else int(arg)
+            completion["choices"][0]["message"]["content"] = "x" * size
+            return JSONResponse(completion)
+        payload = json.dumps(completion).encode()
+        half = len(payload) // 2
+        if mode == "stall-first":
+            await stall_unless_gone(request, FAULT_STALL_S if arg is None else arg)
+            return Response(payload, media_type="application/json")
+        if mode == "bad-json":
+            return Response(b'{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
+        if mode == "truncated":
+            return Response(payload[:half], media_type="application/json")
+
+        async def pieces() -> AsyncIterator[bytes]:
+            if mode == "drip":
+                interval = DRIP_INTERVAL_S if arg is None else arg
+                for i in range(len(payload)):
+                    yield payload[i:i + 1]
+                    await asyncio.sleep(interval)
+                return
+            yield payload[:half]
+            if mode == "stall-mid":
+                await asyncio.sleep(FAULT_STALL_S if arg is None else arg)
+            elif mode == "reset":
+                await reset_connection(request)
+                return
+            yield payload[half:]
+
+        return StreamingResponse(recorded(request, completion["model"], pieces(), stream=False),
+                                 media_type="application/json")
+
+    async def recorded(request: Request, model: str, body: AsyncIterator[bytes], *,
+                       stream: bool) -> AsyncIterator[bytes]:
+        """``body``, with its start and end kept in ``app.state.streams`` (module docstring)."""
+        record = {"model": model, "stream": stream, "started": time.monotonic(), "ended": None, "outcome": None}
+        request.app.state.streams.append(record)
+        outcome = "cancelled"  # unless the body runs to its end
+        try:
+            async for piece in body:
+                yield piece
+            outcome = "fault" if getattr(request.state, "fault_ended", False) else "finished"
+        finally:
+            if outcome == "cancelled" and getattr(request.state, "fault_ended", False):
+                outcome = "fault"
+            record["ended"] = time.monotonic()
+            record["outcome"] = outcome
 
     async def models(request: Request) -> Response:
         data = [{"id": MODEL, "object": "model", "created": 0, "owned_by": "reference-gateway"}]
@@ -295,7 +494,7 @@ def create_app() -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    app = Starlette(
+    app = _MockApp(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
@@ -303,6 +502,7 @@ def create_app() -> Starlette:
         ]
     )
     app.state.requests = collections.deque(maxlen=RECORDED_REQUESTS)
+    app.state.streams = collections.deque(maxlen=RECORDED_STREAMS)
     return app
 
 

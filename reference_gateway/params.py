@@ -4,14 +4,21 @@ Every refusal is a 400 ``invalid_request_error`` whose ``param`` names the offen
 the ``code`` values OpenAI's service uses (``unknown_parameter``, ``invalid_type``,
 ``missing_required_parameter``, ``integer_below_min_value``, ...). Features the gateway does not
 implement are refused with ``unsupported_parameter`` instead of being silently ignored.
+
+Before any field is looked at, ``check_json_values`` refuses what parsed but cannot be passed on
+(nesting past ``MAX_JSON_DEPTH``, lone surrogates, integers outside 64 bits, infinite numbers),
+naming its path; a tool's ``parameters`` and ``text.format.schema`` must be valid JSON Schemas
+(``invalid_json_schema``, never fetched). Found by ``respcheck fuzz`` (reports/benchmarks/fuzz.md).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema_rs
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
 
 from reference_gateway.errors import APIError, invalid, unsupported
@@ -36,6 +43,15 @@ UNSUPPORTED_PARAMS = frozenset(
     }
 )
 
+# Nesting allowed in a request body. serde_json's default recursion limit; a request nests a few
+# levels (a tool's parameters schema perhaps ten), and orjson, which writes the streamed events
+# that echo those values, refuses past 255.
+MAX_JSON_DEPTH = 128
+# Integers must fit in 64 bits (orjson, SQLite INTEGER and most servers' int64); floats must be
+# finite (``1e400`` parses to inf, which JSON cannot carry back out).
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+# The Draft 2020-12 metaschema, from jsonschema_rs's built-in registry (no network access).
+METASCHEMA = jsonschema_rs.Draft202012Validator({"$ref": "https://json-schema.org/draft/2020-12/schema"})
 # OpenAI's documented minimum for ``max_output_tokens``.
 MIN_OUTPUT_TOKENS = 16
 # Metadata limits from the API reference: 16 pairs, keys <= 64 chars, values <= 512 chars.
@@ -233,10 +249,113 @@ def _refuse_unimplemented(body: dict) -> None:
         )
 
 
+def _path(parts: tuple) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            part = _printable(part)
+            out += f".{part}" if out else part
+    return out
+
+
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` (they cannot be sent as UTF-8)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_json_values(body: Any) -> None:
+    """Refuse, naming its path, a value that parsed but cannot be passed on: nesting deeper than
+    ``MAX_JSON_DEPTH``, a string or key with a lone surrogate (``"\\ud800"`` is valid JSON
+    syntax but no UTF-8 text can carry it, so neither the upstream request nor the store
+    could), an integer outside 64 bits, a number too large for a double. Iterative: a deep body
+    cannot exhaust the stack here."""
+    stack: list[tuple[Any, tuple, int]] = [(body, (), 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                raise invalid(f"Invalid '{_path(where)}': nested deeper than {MAX_JSON_DEPTH} levels.",
+                              param=_path(where) or None, code="nesting_too_deep")
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if _has_surrogate(key):
+                        raise invalid(f"Invalid key {_printable(key)!r} in '{_path(where) or 'body'}': "
+                                      "it contains a lone UTF-16 surrogate.",
+                                      param=_path(where + (key,)), code="invalid_string")
+                    stack.append((value, where + (key,), depth + 1))
+            else:
+                stack.extend((value, where + (i,), depth + 1) for i, value in enumerate(node))
+        elif isinstance(node, str):
+            if _has_surrogate(node):
+                raise invalid(f"Invalid '{_path(where)}': the string contains a lone UTF-16 surrogate "
+                              "(an escape such as \\ud800 without its pair), which UTF-8 cannot carry.",
+                              param=_path(where), code="invalid_string")
+        elif isinstance(node, bool):
+            continue
+        elif isinstance(node, int):
+            if not MIN_INTEGER <= node <= MAX_INTEGER:
+                raise invalid(f"Invalid '{_path(where)}': integer outside the 64-bit range.",
+                              param=_path(where), code="integer_out_of_range")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise invalid(f"Invalid '{_path(where)}': number too large to represent.",
+                          param=_path(where), code="number_out_of_range")
+
+
+def _check_json_schema(schema: Any, param: str) -> None:
+    """A tool's ``parameters`` and ``text.format.schema`` must be JSON Schemas (checked against
+    the Draft 2020-12 metaschema, built into jsonschema_rs): the upstream (and the embedded
+    mock, which builds answers from them) gets no malformed schema. The schema is validated as
+    an instance, so its own ``$schema`` / ``$ref`` URLs are never fetched."""
+    error = next(METASCHEMA.iter_errors(schema), None)
+    if error is None:
+        return
+    # Follow the error's instance path through the schema itself: jsonschema_rs reports an
+    # object key that looks like a number ("+0") as an integer, so a step that does not match
+    # the actual value ends the path at its parent (still a path of the request).
+    where, node = param, schema
+    for part in error.instance_path:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            where, node = f"{where}[{part}]", node[part]
+        elif isinstance(node, dict) and str(part) in node and not isinstance(part, int):
+            where, node = f"{where}.{_printable(str(part))}", node[str(part)]
+        elif isinstance(node, dict) and isinstance(part, int) and str(part) in node:
+            where, node = f"{where}.{part}", node[str(part)]
+        else:
+            break
+    raise invalid(f"Invalid '{where}': not a valid JSON Schema: {error.message[:200]}",
+                  param=where, code="invalid_json_schema")
+
+
+def _check_tool_choice_names(choice: Any) -> None:
+    """Tool names in ``tool_choice`` are strings (``tools.py`` looks them up in a set)."""
+    if not isinstance(choice, dict):
+        return
+    if "name" in choice and not isinstance(choice["name"], str):
+        raise _type_error("tool_choice.name", "a string", choice["name"])
+    listed = choice.get("tools")
+    if isinstance(listed, list):
+        for i, ref in enumerate(listed):
+            if isinstance(ref, dict) and "name" in ref and not isinstance(ref["name"], str):
+                raise _type_error(f"tool_choice.tools[{i}].name", "a string", ref["name"])
+
+
 def parse_create(body: Any) -> CreateRequest:
     """Validate a decoded JSON body; raise ``APIError`` naming the first offending field."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
+    check_json_values(body)
     for name in body:
         if name not in KNOWN_PARAMS:
             raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
@@ -267,10 +386,21 @@ def parse_create(body: Any) -> CreateRequest:
             code="integer_below_min_value",
         )
     max_tool_calls = _optional(body, "max_tool_calls", int, "an integer")
+    if max_tool_calls is not None and max_tool_calls < 0:
+        raise invalid(
+            f"Invalid 'max_tool_calls': integer below minimum value. Expected a value >= 0, but got "
+            f"{max_tool_calls} instead.",
+            param="max_tool_calls",
+            code="integer_below_min_value",
+        )
     truncation = _optional(body, "truncation", str, "a string") or "disabled"
     if truncation not in ("auto", "disabled"):
         raise invalid("Invalid value for 'truncation': expected 'auto' or 'disabled'.", param="truncation")
+    _check_tool_choice_names(body.get("tool_choice"))
     tools = parse_tools(body)
+    for i, tool in enumerate(tools.tools):
+        if tool.get("parameters") is not None:
+            _check_json_schema(tool["parameters"], f"tools[{i}].parameters")
     parallel = _optional(body, "parallel_tool_calls", bool, "a boolean")
     stream = bool(_optional(body, "stream", bool, "a boolean"))
     store = _optional(body, "store", bool, "a boolean") is not False
@@ -281,6 +411,8 @@ def parse_create(body: Any) -> CreateRequest:
         # Streaming a background response (and resuming it by sequence_number) is not built.
         raise unsupported("stream", "streaming a background response")
     text_format, verbosity = _text(body)
+    if text_format["type"] == "json_schema":
+        _check_json_schema(text_format["schema"], "text.format.schema")
 
     return CreateRequest(
         model=model,

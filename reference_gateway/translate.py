@@ -5,6 +5,14 @@ here, so the two are equivalent by construction. Output items come in one order 
 reasoning, then the assistant message, then function calls (in the upstream's tool-call index
 order). Reasoning items are always ``completed``; the message and the function calls carry the
 response's final item status (``incomplete`` when the token budget ran out).
+
+URLs in input: the gateway never fetches a URL a client sends. Content parts that carry one
+(``input_image`` with ``image_url``, ``input_file`` with ``file_url``) - like every non-text
+part - are refused before anything is sent upstream (input_items.py: 400
+``unsupported_parameter`` naming ``input[i].content[j].type``), so neither the gateway nor the
+upstream is ever asked to fetch one through it. The only URL the gateway calls is its configured
+upstream. Were image parts supported one day, their URLs would be passed to the upstream as
+chat ``image_url`` parts untouched, still never fetched here (no SSRF through the gateway).
 """
 
 from __future__ import annotations

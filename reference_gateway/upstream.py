@@ -1,8 +1,39 @@
 """The chat-completions upstream, reached with one reused ``httpx.AsyncClient``.
 
 Failures become ``APIError``: a 4xx from the upstream keeps its status and OpenAI envelope (it
-is the client's mistake, e.g. an unknown model); anything else is 502 ``upstream_error``, and a
-missed deadline is 504 ``upstream_timeout``.
+is the client's mistake, e.g. an unknown model); anything else is 502 ``upstream_error`` (a 5xx,
+a refused or reset connection, a body that is not JSON, a line or body over its cap, a stream
+that ends before its ``finish_reason``), and a missed deadline is 504 ``upstream_timeout``.
+
+Where a streamed failure shows: before the upstream's stream opens (a refused connection, a 5xx,
+no headers within the first-token deadline) nothing has been sent to the client, so
+``open_stream`` raises and the client gets the envelope (502/504) instead of a stream; after,
+app.py ends the stream with ``error`` then ``response.failed``.
+
+Deadlines (config.py names them):
+
+- non-streamed: ``request_timeout_s`` for the whole exchange, one ``asyncio.timeout``;
+- streamed: ``stream_first_token_timeout_s`` from sending the request to the first bytes of the
+  body (the response headers are awaited under it too), then ``stream_idle_timeout_s`` of
+  silence at most between two reads, and ``stream_timeout_s`` for the whole stream. A server
+  that drips one byte at a time never trips the idle deadline; the whole-stream one ends it.
+
+The stream's deadlines cost one timer per stream, not one per chunk (the stream loop of app.py
+is benchmarked): ``_Watchdog`` arms a ``loop.call_at`` for the nearest deadline, and each read
+only stores the time it ended. When the timer fires it re-arms for the new nearest deadline, or,
+if that has passed, cancels the streaming task, but only while the task awaits the upstream:
+the chunk loop yields to the client between reads, and a cancellation landing in the client's
+``send`` would end the stream without its terminal events. (``asyncio.timeout`` around the loop
+would do exactly that, which is why it is not used there.) A deadline that passes while the
+task is sending is caught before the next read. The CancelledError is taken back with
+``Task.uncancel`` and becomes a 504; a cancellation from anyone else (the client went away)
+passes through untouched.
+
+Caps: the stream is split into lines here, on the bytes, so an endless line is refused once it
+passes ``upstream_max_line_bytes`` instead of being buffered whole first (httpx's
+``aiter_lines`` buffers it all). A non-streamed body, and the body of an error answer, is read up
+to ``upstream_max_body_bytes``. Lines end with ``\\n`` (``\\r\\n`` works too; a bare ``\\r``, legal
+in SSE but sent by no chat server, is not a line end here).
 """
 
 from __future__ import annotations
@@ -16,27 +47,49 @@ import orjson
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
 
-# Bound on one SSE line from the upstream: a chunk carrying one token is ~300 bytes.
-MAX_UPSTREAM_LINE = 1024 * 1024
-
-
 def _bad_gateway(message: str) -> APIError:
     return APIError(502, f"Upstream error: {message}", type="server_error", code="upstream_error")
 
 
-def _timeout() -> APIError:
-    return APIError(504, "The upstream did not answer in time.", type="server_error", code="upstream_timeout")
+def _timeout(message: str = "The upstream did not answer in time.") -> APIError:
+    return APIError(504, message, type="server_error", code="upstream_timeout")
 
 
-async def _raise_for_status(response: httpx.Response) -> None:
+def _transport_error(exc: httpx.HTTPError) -> APIError:
+    """A failed connection or a broken answer, said so that an operator knows which."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        try:
+            url = str(exc.request.url)
+        except RuntimeError:  # no request attached
+            url = "the upstream"
+        return _bad_gateway(f"cannot connect to {url}: {detail}")
+    if isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)):
+        named = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _bad_gateway(f"the connection broke mid-answer ({named})")
+    return _bad_gateway(detail)
+
+
+async def _read(response: httpx.Response, cap: int) -> bytes:
+    """The whole body, refused once it passes ``cap`` bytes."""
+    parts, size = [], 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            raise _bad_gateway(f"the answer exceeds {cap} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+async def _raise_for_status(response: httpx.Response, cap: int) -> None:
     if response.is_success:
         return
-    await response.aread()
+    data = await _read(response, cap)
     try:
-        error = response.json()["error"]
+        error = orjson.loads(data)["error"]
         message = str(error.get("message") or "")
     except (ValueError, KeyError, TypeError, AttributeError):
-        error, message = {}, response.text[:200]
+        error, message = {}, data[:200].decode("utf-8", "replace")
     if 400 <= response.status_code < 500:
         raise APIError(
             response.status_code,
@@ -53,10 +106,143 @@ async def _raise_for_status(response: httpx.Response) -> None:
 UPSTREAM_MAX_CONNECTIONS = 512
 
 
+class _Watchdog:
+    """One timer for a stream's three deadlines (module docstring). ``expired`` is the message
+    of the deadline that passed, or None."""
+
+    __slots__ = ("_loop", "_task", "_first", "_end", "_idle", "_handle", "last", "reading", "expired", "fired")
+
+    def __init__(self, started: float, first_token_s: float, idle_s: float, total_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._first = (started + first_token_s, f"The upstream sent nothing within {first_token_s:g} s.")
+        self._end = (started + total_s, f"The upstream stream did not finish within {total_s:g} s.")
+        self._idle = idle_s
+        self.last: float | None = None  # when the last read ended; set by the reader
+        self.reading = False  # the task is awaiting the upstream; set by the reader
+        self.expired: str | None = None
+        self.fired = False  # the task was cancelled by this watchdog
+        self._handle = self._loop.call_at(min(self._first[0], self._end[0]), self._check)
+
+    def _due(self) -> tuple[float, str]:
+        if self.last is None:
+            nearest = self._first
+        else:
+            nearest = (self.last + self._idle, f"The upstream fell silent for more than {self._idle:g} s.")
+        return nearest if nearest[0] < self._end[0] else self._end
+
+    def _check(self) -> None:
+        due, message = self._due()
+        if self._loop.time() < due:
+            self._handle = self._loop.call_at(due, self._check)
+            return
+        self.expired = message
+        if self.reading and self._task is not None:
+            self.fired = True
+            self._task.cancel()
+
+    def first_read(self, now: float) -> None:
+        """The first bytes came: from now on the idle deadline counts, and it may fall before
+        the time the timer is armed for (the first-token deadline): re-arm it once. Later reads
+        only move the idle deadline later, which the timer finds when it fires."""
+        self.last = now
+        due = self._due()[0]
+        if due < self._handle.when():
+            self._handle.cancel()
+            self._handle = self._loop.call_at(due, self._check)
+
+    def taken_back(self) -> bool:
+        """After a CancelledError: True when it was this watchdog's alone (now undone)."""
+        return self.fired and self._task is not None and self._task.uncancel() == 0
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+
+class UpstreamStream:
+    """An open streamed chat completion whose status was a success."""
+
+    def __init__(self, response: httpx.Response, *, started: float, first_token_s: float, idle_s: float,
+                 total_s: float, max_line: int) -> None:
+        self.response = response
+        self._started = started
+        self._deadlines = (first_token_s, idle_s, total_s)
+        self._max_line = max_line
+
+    async def chunks(self) -> AsyncIterator[dict]:
+        """Chat chunks until ``data: [DONE]`` or the end of the body, under the stream's
+        deadlines; every failure surfaces as ``APIError``. Iterate it from one task only."""
+        watch = _Watchdog(self._started, *self._deadlines)
+        loop, cap = asyncio.get_running_loop(), self._max_line
+        pending: bytearray | None = None  # a line begun in an earlier read
+        try:
+            watch.reading = True  # a deadline already past fires on the loop's next turn
+            async for data in self.response.aiter_bytes():
+                watch.reading = False
+                if watch.last is None:
+                    watch.first_read(loop.time())
+                else:
+                    watch.last = loop.time()
+                if pending is not None:
+                    pending += data
+                    if b"\n" not in data:
+                        if len(pending) > cap:
+                            raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                        watch.reading = True
+                        continue
+                    data, pending = bytes(pending), None
+                lines = data.split(b"\n")
+                tail = lines.pop()
+                if tail:
+                    if len(tail) > cap:
+                        raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                    pending = bytearray(tail)
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue  # comments, event:, id:, blank separators
+                    if len(line) > cap:
+                        raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        return
+                    try:
+                        chunk = orjson.loads(payload)
+                    except ValueError:
+                        raise _bad_gateway("a streamed chunk is not JSON") from None
+                    if isinstance(chunk, dict) and "error" in chunk:
+                        error = chunk["error"]
+                        raise _bad_gateway(str(error.get("message", error) if isinstance(error, dict) else error))
+                    yield chunk
+                if watch.expired:
+                    raise _timeout(watch.expired)
+                watch.reading = True
+        except asyncio.CancelledError:
+            if watch.taken_back():
+                raise _timeout(watch.expired or "The upstream did not answer in time.") from None
+            raise
+        except httpx.TimeoutException:
+            raise _timeout(watch.expired or "The upstream did not answer in time.") from None
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from None
+        finally:
+            watch.close()
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
 class Upstream:
     def __init__(self, config: GatewayConfig) -> None:
         headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
         self._deadline = config.request_timeout_s
+        self._first_token_s = config.stream_first_token_timeout_s or config.request_timeout_s
+        self._idle_s = config.stream_idle_timeout_s or config.request_timeout_s
+        self._stream_s = config.stream_timeout_s
+        self._max_line = config.upstream_max_line_bytes
+        self._max_body = config.upstream_max_body_bytes
+        # httpx's own read timeout on a stream is only a backstop behind the watchdog (it never
+        # fires first: each watchdog deadline is at most this long after any read starts).
+        self._stream_timeout = httpx.Timeout(max(self._first_token_s, self._idle_s), connect=config.connect_timeout_s)
         self._client = httpx.AsyncClient(
             base_url=config.upstream_url.rstrip("/"),
             headers=headers,
@@ -71,13 +257,18 @@ class Upstream:
         """One non-streamed exchange under one deadline; errors mapped to 502/504 envelopes."""
         try:
             async with asyncio.timeout(self._deadline):
-                response = await self._client.request(method, path, json=body)
-                await _raise_for_status(response)
-                return response.json()
+                request = self._client.build_request(method, path, json=body)
+                response = await self._client.send(request, stream=True)
+                try:
+                    await _raise_for_status(response, self._max_body)
+                    data = await _read(response, self._max_body)
+                finally:
+                    await response.aclose()
+                return orjson.loads(data)
         except (TimeoutError, httpx.TimeoutException):
-            raise _timeout() from None
+            raise _timeout(f"The upstream did not answer within {self._deadline:g} s.") from None
         except httpx.HTTPError as exc:
-            raise _bad_gateway(str(exc) or type(exc).__name__) from None
+            raise _transport_error(exc) from None
         except ValueError:
             raise _bad_gateway(f"{what} is not JSON") from None
 
@@ -88,48 +279,28 @@ class Upstream:
             raise _bad_gateway("the answer is not a chat completion")
         return completion
 
-    async def open_stream(self, body: dict) -> httpx.Response:
-        """Send a streamed request and check its status before the caller commits to a 200."""
-        request = self._client.build_request("POST", "/chat/completions", json=body)
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise _timeout() from None
-        except httpx.HTTPError as exc:
-            raise _bad_gateway(str(exc) or type(exc).__name__) from None
-        try:
-            await _raise_for_status(response)
-        except BaseException:
-            await response.aclose()
-            raise
-        return response
+    async def open_stream(self, body: dict) -> UpstreamStream:
+        """Send a streamed request and check its status before the caller commits to a 200.
 
-    @staticmethod
-    async def chunks(response: httpx.Response) -> AsyncIterator[dict]:
-        """Chat chunks from an open SSE response, until ``data: [DONE]`` or the end of the body.
-
-        Each read has the client's read deadline; errors surface as ``APIError``.
-        """
+        The first-token deadline (and the whole-stream one) already runs here: a server that
+        holds back its headers gets a 504 envelope, not a stream."""
+        started = asyncio.get_running_loop().time()
+        request = self._client.build_request("POST", "/chat/completions", json=body, timeout=self._stream_timeout)
         try:
-            async for line in response.aiter_lines():
-                if len(line) > MAX_UPSTREAM_LINE:
-                    raise _bad_gateway("an SSE line exceeds the size cap")
-                if not line.startswith("data:"):
-                    continue  # comments, event:, id:, blank separators
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
+            async with asyncio.timeout_at(started + min(self._first_token_s, self._stream_s)):
+                response = await self._client.send(request, stream=True)
                 try:
-                    chunk = orjson.loads(data)
-                except ValueError:
-                    raise _bad_gateway("a streamed chunk is not JSON") from None
-                if isinstance(chunk, dict) and "error" in chunk:
-                    raise _bad_gateway(str((chunk["error"] or {}).get("message", chunk["error"])))
-                yield chunk
-        except httpx.TimeoutException:
-            raise _timeout() from None
+                    await _raise_for_status(response, self._max_body)
+                except BaseException:
+                    await response.aclose()
+                    raise
+        except (TimeoutError, httpx.TimeoutException):
+            waited = min(self._first_token_s, self._stream_s)
+            raise _timeout(f"The upstream sent nothing within {waited:g} s.") from None
         except httpx.HTTPError as exc:
-            raise _bad_gateway(str(exc) or type(exc).__name__) from None
+            raise _transport_error(exc) from None
+        return UpstreamStream(response, started=started, first_token_s=self._first_token_s, idle_s=self._idle_s,
+                              total_s=self._stream_s, max_line=self._max_line)
 
     async def models(self) -> dict:
         return await self._json("GET", "/models", "the model list")

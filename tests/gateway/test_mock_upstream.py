@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
+import pytest
+
+from reference_gateway.mock_upstream import FAULT_TOKENS
 
 TIMEOUT_S = 5.0
 MESSAGES = [{"role": "user", "content": "hello there"}]
@@ -97,3 +101,127 @@ def test_tool_call_rule_and_streamed_chunks(target, parse_sse):
                                                        "messages": MESSAGES + [{"role": "tool", "tool_call_id": "x",
                                                                                 "content": "1"}]}).json()
     assert after_tool["choices"][0]["finish_reason"] == "stop"
+
+
+# -- fault modes (mock-fault:MODE[:ARG]) and the record of streams ------------------------------
+
+def _fault(target, model, *, stream, read=True):
+    """(status, body bytes or the exception raised, seconds) of one call to the mock."""
+    body = {"model": model, "messages": MESSAGES, "stream": stream}
+    started = time.monotonic()
+    with httpx.Client(base_url=target.upstream.base_url, timeout=TIMEOUT_S) as c:
+        try:
+            r = c.post("/chat/completions", json=body)
+            return r.status_code, r.content, time.monotonic() - started
+        except httpx.HTTPError as exc:
+            return None, exc, time.monotonic() - started
+
+
+def _data(content: bytes) -> list[str]:
+    return [line[6:] for line in content.decode().split("\n") if line.startswith("data: ")]
+
+
+def _last_stream(target, model):
+    return [s for s in target.upstream.app.state.streams if s["model"] == model][-1]
+
+
+def test_fault_modes_streamed(target):
+    normal = [json.loads(d) for d in _data(chat(target, stream=True).content)[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in normal)
+
+    status, body, took = _fault(target, "mock-fault:stall-first:0.3", stream=True)
+    assert status == 200 and took >= 0.3 and _data(body)[-1] == "[DONE]"
+    status, body, took = _fault(target, "mock-fault:stall-mid:0.3", stream=True)
+    assert status == 200 and took >= 0.3 and _data(body)[-1] == "[DONE]"
+
+    status, body, _ = _fault(target, "mock-fault:bad-json", stream=True)
+    frames = _data(body)
+    with pytest.raises(ValueError):
+        json.loads(frames[1 + FAULT_TOKENS])
+    assert all(json.loads(f) for f in frames[: 1 + FAULT_TOKENS])
+
+    status, body, _ = _fault(target, "mock-fault:truncated", stream=True)
+    frames = _data(body)
+    assert status == 200 and len(frames) == 1 + FAULT_TOKENS and "[DONE]" not in frames
+    assert all(json.loads(f)["choices"][0]["finish_reason"] is None for f in frames)
+    assert _last_stream(target, "mock-fault:truncated")["outcome"] == "fault"
+
+    status, body, _ = _fault(target, "mock-fault:oversized:5000", stream=True)
+    chunks = [json.loads(d) for d in _data(body)[:-1]]
+    assert len(chunks[1]["choices"][0]["delta"]["content"]) == 5000 and len(chunks) == len(normal) + 1
+
+    status, body, took = _fault(target, "mock-fault:drip:0", stream=True)
+    drip = [json.loads(d) for d in _data(body)[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in drip) == text
+    assert _last_stream(target, "mock-fault:drip:0")["outcome"] == "finished"
+
+    status, error, _ = _fault(target, "mock-fault:reset", stream=True)
+    assert status is None and isinstance(error, httpx.ReadError) and "reset" in str(error).lower()
+    assert _last_stream(target, "mock-fault:reset")["outcome"] == "fault"
+
+
+def test_drip_writes_one_byte_at_a_time(target):
+    with httpx.Client(base_url=target.upstream.base_url, timeout=TIMEOUT_S) as c:
+        body = {"model": "mock-fault:drip:0.01", "messages": MESSAGES, "stream": True}
+        with c.stream("POST", "/chat/completions", json=body) as r:
+            raw = r.iter_raw()
+            sizes = [len(piece) for _, piece in zip(range(20), raw)]
+            raw.close()
+    # A late read may catch a few writes at once; most catch one, none a whole ~300-byte frame.
+    assert sorted(sizes)[len(sizes) // 2] == 1 and max(sizes) < 100
+
+
+def test_fault_modes_non_streamed(target):
+    normal = chat(target).content
+    status, body, took = _fault(target, "mock-fault:stall-first:0.3", stream=False)
+    assert status == 200 and took >= 0.3 and json.loads(body)["choices"]
+    status, body, took = _fault(target, "mock-fault:stall-mid:0.3", stream=False)
+    assert status == 200 and took >= 0.3 and json.loads(body)["choices"]
+    for mode in ("bad-json", "truncated"):
+        status, body, _ = _fault(target, f"mock-fault:{mode}", stream=False)
+        assert status == 200
+        with pytest.raises(ValueError):
+            json.loads(body)
+    status, body, _ = _fault(target, "mock-fault:truncated", stream=False)
+    assert 0 < len(body) < len(normal) // 2 + 50
+    status, body, _ = _fault(target, "mock-fault:oversized:5000", stream=False)
+    assert len(json.loads(body)["choices"][0]["message"]["content"]) == 5000
+    status, body, _ = _fault(target, "mock-fault:drip:0", stream=False)
+    assert json.loads(body)["choices"][0]["message"] == json.loads(normal)["choices"][0]["message"]
+    status, error, _ = _fault(target, "mock-fault:reset", stream=False)
+    assert status is None and isinstance(error, httpx.ReadError)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fault_5xx(target, stream):
+    status, body, _ = _fault(target, "mock-fault:5xx", stream=stream)
+    assert status == 503 and json.loads(body)["error"]["type"] == "server_error"
+
+
+@pytest.mark.parametrize("model", ["mock-fault:nope", "mock-fault:stall-mid:soon", "mock-fault:drip:-1"])
+def test_fault_bad_names_are_400(target, model):
+    status, body, _ = _fault(target, model, stream=True)
+    assert status == 400 and json.loads(body)["error"]["param"] == "model"
+
+
+def test_streams_are_recorded_and_a_cancel_is_seen(target):
+    before = time.monotonic()
+    chat(target, stream=True, max_tokens=3)
+    record = target.upstream.app.state.streams[-1]
+    assert record["model"] == "mock-1" and record["stream"] and record["outcome"] == "finished"
+    assert before <= record["started"] <= record["ended"] <= time.monotonic()
+
+    model = "mock-fault:stall-mid:20"
+    with httpx.Client(base_url=target.upstream.base_url, timeout=TIMEOUT_S) as c:
+        with c.stream("POST", "/chat/completions", json={"model": model, "messages": MESSAGES, "stream": True}) as r:
+            raw = r.iter_raw()
+            next(raw)
+            record = _last_stream(target, model)
+            assert record["ended"] is None and record["outcome"] is None
+            closed = time.monotonic()
+            raw.close()  # closes the connection mid-stream
+    for _ in range(200):
+        if record["ended"] is not None:
+            break
+        time.sleep(0.01)
+    assert record["outcome"] == "cancelled" and 0 <= record["ended"] - closed < 1.0

@@ -1,0 +1,203 @@
+"""kill -9 durability and several processes on one SQLite file, with real gateway processes
+(``python -m reference_gateway``, each with its own embedded mock upstream)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from reference_gateway.background import ORPHAN_MESSAGE
+
+STARTUP_DEADLINE_S = 30.0
+ORPHAN_AFTER_S = 2.0  # the lease of each test gateway; heartbeats every 0.4 s
+SETTLE_DEADLINE_S = 15.0  # generous: a lease, a heartbeat, and a busy 2-core VM
+BURST_WORKERS = 8
+CLIENT_TIMEOUT_S = 10.0
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="kill -9 is POSIX")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayProcess:
+    def __init__(self, db: str, log_path: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reference_gateway", "--store", db, "--port", str(self.port),
+             "--orphan-after", str(ORPHAN_AFTER_S)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+        )
+        deadline = time.monotonic() + STARTUP_DEADLINE_S
+        while True:
+            if self.proc.poll() is not None:
+                self._log.flush()
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {open(log_path).read()[-2000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"gateway not up within {STARTUP_DEADLINE_S} s: {open(log_path).read()[-2000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=CLIENT_TIMEOUT_S)
+
+
+@contextmanager
+def gateway(db: str, tmp_path):
+    process = GatewayProcess(db, str(tmp_path / "gateway.log"))
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def create(client: httpx.Client, n: int) -> dict | None:
+    """One stored response, streamed every third time; what the client was given, or None
+    when it was not acknowledged (a 200 with the complete object / the terminal event)."""
+    body = {"model": "mock-1", "input": f"burst {n}", "max_output_tokens": 16}
+    try:
+        if n % 3:
+            r = client.post("/responses", json=body)
+            return r.json() if r.status_code == 200 else None
+        final = None
+        with client.stream("POST", "/responses", json={**body, "stream": True}) as r:
+            if r.status_code != 200:
+                return None
+            for line in r.iter_lines():
+                if line.startswith("data: {") and '"type":"response.completed"' in line:
+                    final = json.loads(line[len("data: "):])["response"]
+        return final
+    except (httpx.TransportError, ValueError):
+        return None
+
+
+def test_kill_9_during_a_burst_loses_no_acknowledged_response(tmp_path):
+    db = str(tmp_path / "gw.sqlite3")
+    acknowledged: dict[str, dict] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    counter = iter(range(10**9))
+
+    with gateway(db, tmp_path) as gw:
+        def worker() -> None:
+            with gw.client() as c:
+                while not stop.is_set():
+                    with lock:
+                        n = next(counter)
+                    got = create(c, n)
+                    if got is not None:
+                        with lock:
+                            acknowledged[got["id"]] = got
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(BURST_WORKERS)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(acknowledged) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gw.kill()  # mid-burst: the workers are still sending
+        stop.set()
+        for t in threads:
+            t.join(15)
+    assert len(acknowledged) >= 50, "the burst was too small to mean anything"
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with gateway(db, tmp_path) as gw, gw.client() as c:
+        for response_id, given in acknowledged.items():
+            r = c.get(f"/responses/{response_id}")
+            assert r.status_code == 200, (response_id, r.text)
+            assert r.json() == given
+        statuses = {row[0] for row in sqlite3.connect(db).execute("SELECT DISTINCT status FROM stored_responses")}
+    assert statuses <= {"completed", "incomplete"}  # nothing half-stored
+
+
+def poll_settled(client: httpx.Client, response_id: str) -> dict:
+    deadline = time.monotonic() + SETTLE_DEADLINE_S
+    while True:
+        body = client.get(f"/responses/{response_id}").json()
+        if body["status"] not in ("queued", "in_progress") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def background(client: httpx.Client) -> dict:
+    r = client.post("/responses", json={"model": "mock-slow", "input": "slow", "background": True})
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    return r.json()
+
+
+def test_orphaned_background_response_fails_after_restart(tmp_path):
+    db = str(tmp_path / "gw.sqlite3")
+    with gateway(db, tmp_path) as gw, gw.client() as c:
+        queued = background(c)  # mock-slow answers after 1 s: still pending at the kill
+        gw.kill()
+    with gateway(db, tmp_path) as gw, gw.client() as c:
+        live = background(c)  # the new process's own work is not swept
+        final = poll_settled(c, queued["id"])
+        assert final["status"] == "failed", final
+        assert final["error"] == {"code": "server_error", "message": ORPHAN_MESSAGE}
+        assert {k: v for k, v in final.items() if k not in ("status", "error")} == \
+            {k: v for k, v in queued.items() if k not in ("status", "error")}
+        assert poll_settled(c, live["id"])["status"] == "completed"
+
+
+def test_two_processes_share_one_file(tmp_path):
+    """Both write at once and read each other's responses; a live worker never sweeps the other's
+    pending work, and sweeps it once that worker is killed (no restart needed)."""
+    db = str(tmp_path / "gw.sqlite3")
+    with gateway(db, tmp_path) as one, gateway(db, tmp_path) as two, one.client() as c1, two.client() as c2:
+        made: dict[int, list[dict]] = {1: [], 2: []}
+
+        def burst(which: int, client: httpx.Client) -> None:
+            for n in range(30):
+                made[which].append(client.post("/responses", json={"model": "mock-1", "input": f"{which}-{n}"}))
+
+        threads = [threading.Thread(target=burst, args=(1, c1)), threading.Thread(target=burst, args=(2, c2))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert all(r.status_code == 200 for rs in made.values() for r in rs)
+        for reader, writer in ((c1, 2), (c2, 1)):
+            for r in made[writer]:
+                assert reader.get(f"/responses/{r.json()['id']}").json() == r.json()
+        # A chain across processes: made by one, continued by the other.
+        first = made[1][0].json()
+        cont = c2.post("/responses", json={"model": "mock-1", "input": "on", "previous_response_id": first["id"]})
+        assert cont.status_code == 200 and cont.json()["previous_response_id"] == first["id"]
+        # Live work of one is not swept by the other, though both sweep every 0.2 s.
+        live = background(c1)
+        assert poll_settled(c2, live["id"])["status"] == "completed"
+        # Killed: the survivor fails its orphan by itself.
+        orphan = background(c1)
+        one.kill()
+        final = poll_settled(c2, orphan["id"])
+        assert final["status"] == "failed" and final["error"]["message"] == ORPHAN_MESSAGE
