@@ -9,6 +9,8 @@
     respcheck run --target A --target B [--baseline [NAME=]FILE]   (each target, then a comparison)
     respcheck compare DIR [DIR ...] [--out DIR]   (comparison.html + .md of report folders)
     respcheck baseline DIR > FILE                 (the known failures of a report, as YAML)
+    respcheck fuzz [--target URL] [--examples N] [--seed S] [--deadline S] [--report-dir DIR]
+                                                  (generated bad input; exit 1 on findings)
 
 Exit codes (DESIGN.md output contract): 0 no MUST check failed; 1 a MUST check failed;
 2 the run could not happen (bad arguments, unreachable target) with one line on stderr.
@@ -252,6 +254,45 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- fuzz ---------------------------------------------------------------------------------
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """Generated request bodies against one target (harness/fuzz.py); exit 1 on any finding."""
+    from harness.fuzz import one_line, run_fuzz, write_report
+    from harness.targets import TargetError, open_target
+
+    if args.examples < 1:
+        raise UsageError(f"--examples {args.examples}: give a positive number of examples")
+    if args.deadline <= 0:
+        raise UsageError(f"--deadline {args.deadline:g}: give a positive number of seconds")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed {args.seed}: give a seed from 0 to {2**32 - 1}")
+    report_dir = Path(args.report_dir)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir {report_dir} exists and is not a directory")
+    err = sys.stderr
+    every = max(1, args.examples // 10)
+
+    def progress(run) -> None:
+        if run.sent % every == 0 or run.stopped:
+            err.write(f"[{run.sent:>{len(str(args.examples))}}/{args.examples}] "
+                      f"{run.total_findings} findings\n")
+            err.flush()
+
+    try:
+        with open_target(args.target, model=args.model, api_key=args.api_key,
+                         notify=lambda m: (err.write(f"respcheck: {m}\n"), err.flush())) as target:
+            err.write(f"respcheck {__version__}: fuzzing {target.name} ({target.base_url}, model "
+                      f"{target.model}) with {args.examples} examples\n")
+            run = run_fuzz(target.base_url, model=target.model, api_key=target.api_key or args.api_key,
+                           examples_n=args.examples, seed=args.seed, deadline_s=args.deadline,
+                           target_name=target.name, progress=progress)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    path = write_report(run, report_dir)
+    print(one_line(run, path))
+    return EXIT_MUST_FAILED if run.total_findings else EXIT_OK
+
+
 # -- serve --------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, rest: list[str]) -> int:
     from reference_gateway.__main__ import main as gateway_main
@@ -308,6 +349,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "file (YAML): respcheck baseline DIR > FILE")
     b.add_argument("dir", metavar="DIR", help="a report folder (or its summary.json)")
 
+    f = sub.add_parser("fuzz", help="send generated valid, almost-valid and hostile request "
+                       "bodies; report 5xx, hangs and 4xx without a useful error envelope")
+    f.add_argument("--target", metavar="TARGET",
+                   help="base URL of the server or a target name (`respcheck targets`); "
+                   "default: the embedded reference gateway")
+    f.add_argument("--model", help="model name to send (default: the target's first model)")
+    f.add_argument("--api-key", default=os.environ.get("RESPCHECK_API_KEY"),
+                   help="bearer token for the target (default: $RESPCHECK_API_KEY)")
+    f.add_argument("--examples", type=int, default=200, metavar="N",
+                   help="number of request bodies to send (default 200)")
+    f.add_argument("--seed", type=int, help="hypothesis seed, to replay a run exactly "
+                   "(default: a random one, printed and written to the report)")
+    f.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds allowed per request, streamed bodies read to the end "
+                   "(default 10); a request past it is a `hang` finding")
+    f.add_argument("--report-dir", default="reports/fuzz",
+                   help="folder for fuzz.json and the failing bodies (default: reports/fuzz)")
+
     sub.add_parser("serve", help="run the reference gateway (flags: respcheck serve --help)",
                    add_help=False)
     sub.add_parser("load", help="load-test a target with locust (flags: respcheck load --help)",
@@ -335,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "baseline":
             return cmd_baseline(args)
+        if args.command == "fuzz":
+            return cmd_fuzz(args)
         return cmd_validate(args)
     except UsageError as exc:  # the contract: one line on stderr
         print(f"respcheck: error: {' '.join(str(exc).split())}", file=sys.stderr)
