@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from reference_gateway.auth import read_keys_file
-from reference_gateway.config import GatewayConfig
+from reference_gateway.config import DEFAULT_MAX_BODY_BYTES, GatewayConfig
 from reference_gateway.store import StoreError
 
 DEFAULT_DB = "respcheck-gateway.sqlite3"
@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"SQLite file for stored responses (default: {DEFAULT_DB}; ':memory:' for none)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="upstream request deadline")
     p.add_argument("--done-sentinel", action="store_true", help="end streams with 'data: [DONE]' (Open Responses)")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
+                   help=f"largest request body (default: {DEFAULT_MAX_BODY_BYTES} = 1 MiB); beyond it: 413 "
+                   "with the error envelope")
     # -- upstream faults and readiness (issue 6)
     p.add_argument("--stream-first-token-timeout", type=float, metavar="SECONDS",
                    help="a streamed upstream call must send its first chunk within this (default: --timeout)")
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 db_path=args.db,
                 request_timeout_s=args.timeout,
                 done_sentinel=args.done_sentinel,
+                max_body_bytes=args.max_body_bytes,
                 api_keys=tuple(args.api_key) + (read_keys_file(args.api_keys_file) if args.api_keys_file else ()),
                 orphan_after_s=args.orphan_after,
                 # -- upstream faults and readiness (issue 6)

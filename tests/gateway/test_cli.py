@@ -15,6 +15,8 @@ from reference_gateway.__main__ import main
         (["--upstream", "ftp://example.com/v1"], "upstream_url"),
         (["--upstream", "http://127.0.0.1:1/v1", "--timeout", "0"], "timeouts"),
         (["--frobnicate"], "--frobnicate"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--max-body-bytes", "0"], "max_body_bytes"),
+        (["--max-body-bytes", "1MB"], "--max-body-bytes"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, says):
