@@ -45,11 +45,32 @@ from reference_gateway.pagination import item_page
 from reference_gateway.auth import Keyring, RequireAPIKey, tenant
 from reference_gateway.store import PENDING, open_store
 from reference_gateway.upstream import Upstream
+from reference_gateway.builtin.hosted import hosted_tools
+from reference_gateway.builtin.loop import Builtins, ToolLoop, check_approvals
+from reference_gateway.builtin.mcp_client import McpClient
 
 log = logging.getLogger("reference_gateway")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_MEDIA_TYPE = "text/event-stream; charset=utf-8"
+# The events after which the Response object is final (stored before they are sent).
+FINAL_EVENTS = frozenset({"error", "response.completed", "response.incomplete", "response.failed"})
+
+
+def open_code_sandbox(config: GatewayConfig):
+    """The code interpreter's sandbox for ``config.code_interpreter``, or None (none runs).
+    "auto" spawns one when the Pyodide sandbox is installed; "spawn" and "external" that cannot
+    start raise ``SandboxError`` (one line: what to install or which URL failed)."""
+    if config.code_interpreter == "disabled":
+        return None
+    from reference_gateway.sandbox import SandboxError, open_sandbox
+
+    if config.code_interpreter == "auto":
+        try:
+            return open_sandbox("spawn")
+        except SandboxError:
+            return None
+    return open_sandbox(config.code_interpreter, url=config.code_interpreter_url)
 
 
 def sse(event: dict) -> bytes:
@@ -104,6 +125,11 @@ def create_app(config: GatewayConfig) -> Starlette:
     store = open_store(config.store_location)
     background = BackgroundRunner(store, orphan_after_s=config.orphan_after_s)
     upstream: Upstream | None = None  # created on the server's event loop, in lifespan
+    sandbox = open_code_sandbox(config)
+    builtins = Builtins(
+        config=config.builtin, mcp=McpClient(), sandbox=sandbox,
+        web_search=config.builtin.web_search_profiles.get(config.web_search_profile or ""),
+        loop_timeout_s=config.tool_loop_timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -115,6 +141,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         finally:
             await background.shutdown()
             await upstream.aclose()
+            if sandbox is not None:
+                sandbox.close()
             store.close()
 
     def conversation(req: CreateRequest, owner: str) -> list[dict]:
@@ -141,12 +169,36 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def create(request: Request) -> Response:
         req = parse_create(await read_json(request, config.max_body_bytes))
         context = conversation(req, tenant(request))
+        hosted = hosted_tools(req.tools.tools, [t["name"] for t in req.tools.functions], config=builtins.config,
+                              code_interpreter=builtins.sandbox is not None,
+                              web_search_profile=config.web_search_profile,
+                              request_headers=dict(req.tools.mcp_headers))
+        approvals = [n for n, i in enumerate(req.input_items) if i["type"] == "mcp_approval_response"]
+        if approvals and not hosted.mcp:
+            raise APIError(400, "An mcp_approval_response needs its mcp tool in 'tools' again.",
+                           param=f"input[{approvals[0]}]", code="invalid_value")
+        check_approvals(req, context)
         messages = translate.chat_messages(req.instructions, context)
         response = translate.new_response(req)
 
         def keep(final: dict) -> None:
             if final["store"]:
                 store.put(final, owner=tenant(request), input_items=list(req.input_items), context=context)
+
+        if hosted:
+            if req.background:
+                raise APIError(400, "Background responses with built-in tools are not supported by this gateway.",
+                               param="background", code="unsupported_parameter")
+            loop = ToolLoop(req, Emitter(response), messages, context, hosted, builtins, upstream)
+            if req.stream:
+                return StreamingResponse(stream_loop(loop, keep), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+            async for _ in loop.events():
+                pass
+            keep(loop.emitter.response)
+            if loop.error_status is not None:  # the upstream failed, or the loop's deadline passed
+                raise APIError(loop.error_status, loop.emitter.response["error"]["message"],
+                               type="server_error", code=loop._error_code)
+            return JSONResponse(loop.emitter.response)
 
         if req.background:
             keep(response)  # queued, before the client hears of it
@@ -183,7 +235,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 async for chunk in opened.chunks():
                     chat_usage = chunk.get("usage") or chat_usage
                     for choice in chunk.get("choices") or []:
-                        for event in deltas(emitter, choice.get("delta") or {}):
+                        for event in emitter.chat_delta(choice.get("delta") or {}):
                             yield sse(event)
                         finish_reason = choice.get("finish_reason") or finish_reason
             except APIError as exc:
@@ -217,6 +269,33 @@ def create_app(config: GatewayConfig) -> Starlette:
             raise
         finally:
             await opened.aclose()
+
+    async def stream_loop(loop: ToolLoop, keep) -> AsyncIterator[bytes]:
+        """The event stream of a response with built-in tools (builtin/loop.py). Stored once,
+        when final: before its ``error`` or terminal event is sent; on a client that went away,
+        or a gateway bug, as failed (as ``stream_events`` does)."""
+        emitter, kept = loop.emitter, False
+        try:
+            async for event in loop.events():
+                if not kept and event["type"] in FINAL_EVENTS:
+                    keep(emitter.response)
+                    kept = True
+                yield sse(event)
+            if config.done_sentinel:
+                yield b"data: [DONE]\n\n"
+        except Exception:
+            if not emitter.running:
+                raise
+            log.exception("stream of %s failed", emitter.response["id"])
+            events = emitter.fail("The gateway had an internal error.")
+            keep(emitter.response)
+            for event in events:
+                yield sse(event)
+        except BaseException:  # CancelledError or GeneratorExit: the client went away
+            if emitter.running:
+                emitter.fail("The client disconnected before the response finished.")
+                keep(emitter.response)
+            raise
 
     async def retrieve(request: Request) -> Response:
         response = store.get(request.path_params["response_id"], tenant(request))
@@ -263,20 +342,6 @@ def create_app(config: GatewayConfig) -> Starlette:
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS,
                      middleware=[Middleware(RequireAPIKey, keyring=keyring)])
-
-
-def deltas(emitter: Emitter, delta: dict) -> list[dict]:
-    """One chat ``choices[].delta`` -> events: reasoning, then text, then tool calls."""
-    events = []
-    thought = translate.reasoning_text(delta)
-    if thought:
-        events += emitter.reasoning(thought)
-    if delta.get("content"):
-        events += emitter.text(delta["content"])
-    for call in delta.get("tool_calls") or []:
-        if isinstance(call, dict):
-            events += emitter.tool_call(call)
-    return events
 
 
 def not_found(response_id: str) -> APIError:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reference_gateway.builtin.config import BuiltinConfig
+
+# ``code_interpreter``: where Python runs (reference_gateway/sandbox/). "auto": spawn the
+# Pyodide sandbox when it is installed (scripts/install-pyodide.sh), else none.
+CODE_INTERPRETER_MODES = ("auto", "spawn", "external", "disabled")
+
 # 1 MiB: the same order as nginx's ``client_max_body_size`` default (1m); a text request to a
 # Responses server is far smaller, and a cap keeps a flood from reaching the JSON parser.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -54,6 +60,13 @@ class GatewayConfig:
     # 0 skips the wait. In-process users (launch.py) do not wait.
     upstream_wait_s: float = 60.0
     upstream_poll_interval_s: float = 0.5
+    # -- built-in tools (issue 7; reference_gateway/builtin/)
+    # MCP servers by label, the server_url allowlist and web-search profiles (--mcp-config).
+    builtin: BuiltinConfig = field(default_factory=BuiltinConfig, repr=False)
+    code_interpreter: str = "disabled"
+    code_interpreter_url: str | None = None  # the sandbox service, for "external"
+    web_search_profile: str | None = None  # a name of builtin.web_search_profiles
+    tool_loop_timeout_s: float = 300.0  # one response's whole tool loop
 
     def __post_init__(self) -> None:
         if not self.upstream_url.startswith(("http://", "https://")):
@@ -75,6 +88,17 @@ class GatewayConfig:
             raise ValueError(f"upstream_wait_s must be 0 or more, got {self.upstream_wait_s}")
         if not self.upstream_poll_interval_s > 0:
             raise ValueError(f"upstream_poll_interval_s must be positive, got {self.upstream_poll_interval_s}")
+        if self.code_interpreter not in CODE_INTERPRETER_MODES:
+            raise ValueError(f"code_interpreter must be one of {', '.join(CODE_INTERPRETER_MODES)}, "
+                             f"got {self.code_interpreter!r}")
+        if self.code_interpreter == "external" and not self.code_interpreter_url:
+            raise ValueError("code_interpreter external needs code_interpreter_url (--code-interpreter-url)")
+        if self.web_search_profile is not None and self.web_search_profile not in self.builtin.web_search_profiles:
+            known = ", ".join(self.builtin.web_search_profiles) or "none in --mcp-config"
+            raise ValueError(f"web_search_profile {self.web_search_profile!r} is not a webSearchProfiles entry "
+                             f"({known})")
+        if not self.tool_loop_timeout_s > 0:
+            raise ValueError(f"tool_loop_timeout_s must be positive, got {self.tool_loop_timeout_s}")
 
     @property
     def store_location(self) -> str:

@@ -46,6 +46,7 @@ class State(Enum):
     STARTED = "started"  # response.created / in_progress sent; no item open
     IN_REASONING = "in_reasoning"  # a reasoning item and its reasoning_text part are open
     IN_TEXT = "in_text"  # a message item and its output_text part are open
+    IN_TOOL = "in_tool"  # a built-in tool item (mcp_call, code_interpreter_call, ...) is open
     CLOSED = "closed"  # a terminal event was sent; nothing may follow
 
 
@@ -58,6 +59,10 @@ class _ToolCall:
     call_id: str = ""
     name: str = ""
     fragments: list[str] = field(default_factory=list)
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.fragments)
 
 
 # State of an open text-like item -> (delta event, done event, done field, part, item builder).
@@ -79,6 +84,8 @@ class Emitter:
         self._text: list[str] = []
         self._calls: dict[int, _ToolCall] = {}
         self._has_message = False
+        self._pending: list[dict] = []  # events of take_calls, handed out by flush
+        self._open_tool: dict | None = None  # the built-in item open now (IN_TOOL)
 
     @property
     def running(self) -> bool:
@@ -203,16 +210,75 @@ class Emitter:
         self.output.append(item)
         return events
 
+    # -- built-in tool items (builtin/loop.py drives them) -----------------------------------
+
+    def chat_delta(self, delta: dict) -> list[dict]:
+        """One chat ``choices[].delta`` -> events: reasoning, then text, then tool calls."""
+        events = []
+        thought = translate.reasoning_text(delta)
+        if thought:
+            events += self.reasoning(thought)
+        if delta.get("content"):
+            events += self.text(delta["content"])
+        for call in delta.get("tool_calls") or []:
+            if isinstance(call, dict):
+                events += self.tool_call(call)
+        return events
+
+    def _open_tool_failed(self) -> dict:
+        item = copy.deepcopy(self._open_tool)
+        item["status"] = "failed"
+        if item.get("type") == "mcp_call" and not item.get("error"):
+            item["error"] = "The call did not finish: the response failed."
+        return item
+
+    def pending_calls(self) -> list[_ToolCall]:
+        """The tool calls buffered in this upstream turn, in index order (builtin/loop.py)."""
+        return [self._calls[i] for i in sorted(self._calls)]
+
+    def close_turn(self) -> list[dict]:
+        """End of a tool-loop turn whose hosted calls run next: close the open text-like item."""
+        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        return self._close("completed")
+
+    def keep_calls(self, calls: list[_ToolCall]) -> None:
+        """Keep only ``calls`` (function calls for the client) of the buffered ones; the hosted
+        ones were run and emitted as their own items."""
+        self._calls = dict(enumerate(calls))
+
+    def open_item(self, item: dict) -> list[dict]:
+        """``output_item.added`` for a built-in tool item (``item`` as it stands at the start)."""
+        self._expect(State.STARTED)
+        self._item_id = item["id"]
+        self._open_tool = copy.deepcopy(item)
+        self.state = State.IN_TOOL
+        return [self._event("response.output_item.added", output_index=len(self.output), item=copy.deepcopy(item))]
+
+    def item_event(self, type: str, **fields) -> dict:
+        """A phase event of the open built-in item (``item_id`` and ``output_index`` added)."""
+        self._expect(State.IN_TOOL)
+        return self._event(type, output_index=len(self.output), item_id=self._item_id, **fields)
+
+    def close_item(self, item: dict) -> list[dict]:
+        self._expect(State.IN_TOOL)
+        event = self._event("response.output_item.done", output_index=len(self.output), item=copy.deepcopy(item))
+        self.output.append(copy.deepcopy(item))
+        self._open_tool = None
+        self.state = State.STARTED
+        return [event]
+
     # -- the end ------------------------------------------------------------------------------
 
-    def finish(self, finish_reason: str | None, chat_usage: dict | None) -> list[dict]:
-        """Close every item and emit the terminal event. ``self.response`` is final afterwards."""
+    def finish(self, finish_reason: str | None, chat_usage: dict | None, *, empty_message: bool = True) -> list[dict]:
+        """Close every item and emit the terminal event. ``self.response`` is final afterwards.
+        ``empty_message``: an answer with no text and no calls still gets its (empty) message
+        item; a tool loop whose output already holds its built-in items says False."""
         self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
         status = translate.item_status(finish_reason)
         events = []
         if self.state is State.IN_REASONING:
             events += self._close(status)
-        if not self._has_message and not self._calls:
+        if not self._has_message and not self._calls and empty_message:
             events += self.text("")  # an answer with no text still gets its message item
         events += self._close(status)
         for index in sorted(self._calls):
@@ -233,8 +299,10 @@ class Emitter:
         ``stream.output.matches_items`` (MUST), want every added item done and the terminal
         output to equal the items streamed. Buffered tool calls were never sent; they are dropped.
         """
-        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
+        self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT, State.IN_TOOL)
         events = self._close("incomplete")
+        if self.state is State.IN_TOOL:  # a built-in call cut short: done as failed
+            events += self.close_item(self._open_tool_failed())
         self.response["output"] = copy.deepcopy(self.output)
         translate.fail(self.response, message)
         self.state = State.CLOSED

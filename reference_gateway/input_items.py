@@ -10,6 +10,11 @@ Accepted item types (anything else is refused with ``unsupported_parameter`` nam
     function_call_output  the client's result for a call (``ResponseFunctionToolCallOutputItem``)
     reasoning             a reasoning item fed back by a client (vLLM's client pattern); kept in
                           the stored context, contributes nothing to the chat messages
+    mcp_approval_response the client's answer to an ``mcp_approval_request`` of the previous
+                          response (``approval_request_id``, ``approve``; builtin/loop.py acts on it)
+    mcp_list_tools, mcp_call, mcp_approval_request, code_interpreter_call, web_search_call
+                          built-in tool items fed back by a stateless client: kept as sent (they
+                          must carry their ``id``), shown to the model as the calls they record
 
 Every normalized item carries an ``id``: the client's when it sent one, else a new one with the
 prefix OpenAI uses (``msg_``, ``fc_``, ``fco_``, ``rs_``).
@@ -154,7 +159,37 @@ def _reasoning(item: dict, where: str) -> dict:
     return normalized
 
 
+def _approval_response(item: dict, where: str) -> dict:
+    request_id = _required_string(item, "approval_request_id", where)
+    approve = item.get("approve")
+    if not isinstance(approve, bool):
+        raise type_error(f"{where}.approve", "a boolean", approve)
+    reason = item.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise type_error(f"{where}.reason", "a string", reason)
+    return {"id": _item_id(item, where, "mcpa"), "type": "mcp_approval_response",
+            "approval_request_id": request_id, "approve": approve, "reason": reason}
+
+
+# Built-in tool items a client may send back, and the string fields each must have.
+FED_BACK_ITEMS = {
+    "mcp_list_tools": ("id", "server_label"),
+    "mcp_call": ("id", "server_label", "name", "arguments"),
+    "mcp_approval_request": ("id", "server_label", "name", "arguments"),
+    "code_interpreter_call": ("id",),
+    "web_search_call": ("id",),
+}
+
+
+def _fed_back(item: dict, where: str) -> dict:
+    for key in FED_BACK_ITEMS[item["type"]]:
+        _required_string(item, key, where)
+    return dict(item)
+
+
 ITEM_PARSERS = {
+    "mcp_approval_response": _approval_response,
+    **{kind: _fed_back for kind in FED_BACK_ITEMS},
     "message": _message,
     "function_call": _function_call,
     "function_call_output": _function_call_output,

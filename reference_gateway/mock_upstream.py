@@ -14,7 +14,8 @@ What the request asks for decides the kind of answer, in this order:
    (case-insensitive, whole word). Which tools: the named one; else the first, plus the second
    when ``tool_choice`` is ``"required"``, ``parallel_tool_calls`` is not false and two or more
    tools are offered. Arguments are JSON generated from each tool's ``parameters`` schema
-   (schema_example.py); ids are ``call_`` + 24 hex digits, distinct and deterministic. Streamed,
+   (schema_example.py; a string ``code`` parameter gets the prompt's fenced code block and a
+   ``query`` the prompt's text: ``tool_arguments``); ids are ``call_`` + 24 hex digits, distinct and deterministic. Streamed,
    each call's arguments come in ``TOOL_ARGUMENT_CHUNK``-character chunks after a first chunk
    with its id and name; ``finish_reason`` is ``tool_calls``. Each chunk counts as a token.
 2. Structured output, when ``response_format`` is ``json_schema`` (JSON generated from the
@@ -96,6 +97,8 @@ from starlette.routing import Route
 from reference_gateway.schema_example import example
 
 MODEL = "mock-1"
+# The code a call of a tool with a ``code`` parameter runs when the prompt holds no code block.
+DEFAULT_CODE = "print(6 * 7)"
 DEFAULT_TOKENS = 24
 SLOW_DELAY_S = 1.0
 BROKEN_STREAM_TOKENS = 3
@@ -179,6 +182,27 @@ def chosen_tools(body: dict) -> list[dict]:
     if choice in (None, "auto") and TOOL_WORDS.search(_last_user_text(messages)):
         return tools[:1]
     return []
+
+
+FENCED_CODE = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)
+
+
+def tool_arguments(tool: dict, messages: list) -> dict:
+    """Arguments for a call of ``tool``: JSON from its schema (schema_example.py), except two
+    string parameters the built-in tools use, so a scenario steers them through its prompt:
+    ``code`` is the last fenced code block of the last user message (else ``DEFAULT_CODE``),
+    and ``query`` is that message's text."""
+    parameters = tool.get("parameters") or {"type": "object", "properties": {}}
+    arguments = example(parameters)
+    properties = parameters.get("properties") if isinstance(parameters.get("properties"), dict) else {}
+    text = _last_user_text(messages)
+    if isinstance(arguments, dict):
+        if (properties.get("code") or {}).get("type") == "string":
+            blocks = FENCED_CODE.findall(text)
+            arguments["code"] = blocks[-1] if blocks else DEFAULT_CODE
+        if (properties.get("query") or {}).get("type") == "string" and text:
+            arguments["query"] = text[:200]
+    return arguments
 
 
 def pace(model: str) -> tuple[float, float] | None:
@@ -287,7 +311,7 @@ def create_app() -> Starlette:
         # calls: [(id, name, [argument chunks])]; answer: content tokens.
         calls = []
         for i, tool in enumerate(chosen_tools(body)):
-            arguments = _compact(example(tool.get("parameters") or {"type": "object", "properties": {}}))
+            arguments = _compact(tool_arguments(tool, messages))
             call_id = "call_" + hashlib.sha256(f"{digest}:{i}".encode()).hexdigest()[:24]
             calls.append((call_id, tool["name"], _chunks(arguments, TOOL_ARGUMENT_CHUNK)))
         response_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}

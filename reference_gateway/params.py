@@ -61,6 +61,9 @@ METADATA_MAX_VALUE = 512
 # ``text.format.name`` rule from the API reference (ResponseFormatTextJSONSchemaConfig.name).
 JSON_SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+# ``include`` values the gateway honours (the SDK's ResponseIncludable): the code interpreter's
+# outputs (logs) in its items, and a web search's sources in its action. Others are refused.
+INCLUDABLE = ("code_interpreter_call.outputs", "web_search_call.action.sources")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class CreateRequest:
     user: str | None
     safety_identifier: str | None
     prompt_cache_key: str | None
+    include: tuple[str, ...] = ()
 
 
 _type_error = type_error
@@ -234,9 +238,12 @@ def _refuse_unimplemented(body: dict) -> None:
     for name in sorted(UNSUPPORTED_PARAMS):
         if body.get(name) is not None:
             raise unsupported(name)
-    include = _optional(body, "include", list, "an array")
-    if include:
-        raise unsupported("include")
+    include = _optional(body, "include", list, "an array") or []
+    for i, value in enumerate(include):
+        if not isinstance(value, str):
+            raise _type_error(f"include[{i}]", "a string", value)
+        if value not in INCLUDABLE:
+            raise unsupported(f"include[{i}]", f"include value {_printable(value)[:80]!r}")
     top_logprobs = _optional(body, "top_logprobs", int, "an integer")
     if top_logprobs:
         raise unsupported("top_logprobs")
@@ -436,4 +443,5 @@ def parse_create(body: Any) -> CreateRequest:
         user=_optional(body, "user", str, "a string"),
         safety_identifier=_optional(body, "safety_identifier", str, "a string"),
         prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"),
+        include=tuple(dict.fromkeys(body.get("include") or ())),
     )

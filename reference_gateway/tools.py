@@ -1,13 +1,18 @@
-"""Function tools: validation of ``tools`` / ``tool_choice`` and their chat-completions form.
+"""Tools: validation of ``tools`` / ``tool_choice`` and the function tools' chat-completions form.
 
-Only ``{"type": "function"}`` tools exist here (built-in tools such as web_search need a
-service behind them; they are refused with ``unsupported_parameter``). ``tool_choice``:
+Function tools (``{"type": "function"}``) go to the upstream model as they are. Built-in tools
+(``HOSTED_TYPES``: ``mcp``, ``code_interpreter``, ``web_search``) are validated here for their
+shape only; whether this gateway can run them, and how the upstream sees them, is
+reference_gateway/builtin/hosted.py's business. Any other type is refused with
+``unsupported_parameter``. ``tool_choice``:
 
     "auto" | "none" | "required"                 passed through to chat
     {"type": "function", "name": N}              chat {"type": "function", "function": {"name": N}}
     {"type": "allowed_tools", "mode": M,         only those tools are sent upstream, with
      "tools": [{"type": "function", "name"}]}    chat tool_choice M; a call to any other tool
                                                  fails the response (see ``disallowed_calls``)
+    {"type": "mcp", "server_label": L[, "name": N]}   a hosted tool of the request, forced on
+    {"type": "code_interpreter"} | {"type": "web_search"}   the first upstream turn (hosted.py)
 """
 
 from __future__ import annotations
@@ -17,33 +22,59 @@ from dataclasses import dataclass
 from typing import Any
 
 from reference_gateway.errors import invalid, unsupported
-from reference_gateway.input_items import type_error
+from reference_gateway.input_items import shown, type_error
 
 # OpenAI's rule for function names (API reference, FunctionTool.name).
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FUNCTION_KEYS = ("type", "name", "description", "parameters", "strict")
 # OpenAI's documented cap on the number of tools in one request.
 MAX_TOOLS = 128
+# Built-in tool types this gateway knows (the web_search aliases are the SDK's WebSearchTool and
+# WebSearchPreviewTool type names) and the fields each may carry.
+WEB_SEARCH_TYPES = ("web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11")
+HOSTED_FIELDS = {
+    "mcp": ("type", "server_label", "server_url", "server_description", "allowed_tools", "require_approval",
+            "headers", "authorization", "connector_id", "defer_loading"),
+    "code_interpreter": ("type", "container"),
+    **{t: ("type", "search_context_size", "user_location", "filters") for t in WEB_SEARCH_TYPES},
+}
+HOSTED_TYPES = frozenset(HOSTED_FIELDS)
+# ``tool_choice`` types that force a built-in tool (the SDK's ToolChoiceMcp and ToolChoiceTypes:
+# web search is forced as web_search_preview, whichever web search tool type was given).
+HOSTED_CHOICES = ("mcp", "code_interpreter", "web_search_preview", "web_search_preview_2025_03_11")
 
 
 @dataclass(frozen=True)
 class ToolSetup:
-    tools: tuple[dict, ...]  # as echoed in the Response (SDK FunctionTool shape)
+    tools: tuple[dict, ...]  # as echoed in the Response (SDK FunctionTool / hosted tool shapes)
     tool_choice: Any  # as echoed: a string or the requested object
-    allowed: frozenset[str]  # names the upstream may call
+    allowed: frozenset[str]  # function names the upstream may call
+    # Credentials a request gave its mcp tools (index in tools -> headers), never echoed/stored.
+    mcp_headers: tuple[tuple[int, dict], ...] = ()
+
+    @property
+    def functions(self) -> tuple[dict, ...]:
+        return tuple(t for t in self.tools if t["type"] == "function")
+
+    @property
+    def hosted(self) -> tuple[tuple[int, dict], ...]:
+        """``(index in tools, tool)`` of the built-in tools."""
+        return tuple((i, t) for i, t in enumerate(self.tools) if t["type"] in HOSTED_TYPES)
 
     def chat_fields(self, parallel_tool_calls: bool) -> dict:
-        if not self.tools:
+        sent = [t for t in self.functions if t["name"] in self.allowed]
+        if not sent:
             return {}
-        sent = [t for t in self.tools if t["name"] in self.allowed]
         fields: dict = {"tools": [_chat_tool(t) for t in sent], "parallel_tool_calls": parallel_tool_calls}
         choice = self.tool_choice
         if isinstance(choice, str):
             fields["tool_choice"] = choice
         elif choice["type"] == "function":
             fields["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
-        else:  # allowed_tools
+        elif choice["type"] == "allowed_tools":
             fields["tool_choice"] = choice["mode"]
+        else:  # a hosted tool forced: hosted.py sets the upstream's choice
+            fields["tool_choice"] = "auto"
         return fields
 
     def disallowed_calls(self, names: list[str]) -> list[str]:
@@ -59,9 +90,53 @@ def _chat_tool(tool: dict) -> dict:
     return {"type": "function", "function": function}
 
 
+def _hosted_tool(tool: dict, where: str) -> dict:
+    """A built-in tool's shape (what it means is hosted.py's). Echoed as sent, except that
+    ``headers``/``authorization`` (credentials for an MCP server) are never echoed or stored."""
+    kind = tool["type"]
+    for key, value in tool.items():
+        if key not in HOSTED_FIELDS[kind] and value is not None:
+            raise unsupported(f"{where}.{key}", f"{kind} tool field {key!r}")
+    echoed = dict(tool)
+    if kind == "mcp":
+        for key in ("server_label", "server_url", "server_description"):
+            if tool.get(key) is not None and not isinstance(tool[key], str):
+                raise type_error(f"{where}.{key}", "a string", tool[key])
+        if tool.get("server_label") is None:
+            raise invalid(f"Missing required parameter: '{where}.server_label'.", param=f"{where}.server_label",
+                          code="missing_required_parameter")
+        for key in ("connector_id", "defer_loading"):
+            if tool.get(key) is not None:
+                raise unsupported(f"{where}.{key}", f"mcp tool field {key!r}")
+        headers = tool.get("headers")
+        if headers is not None and (not isinstance(headers, dict)
+                                    or not all(isinstance(v, str) for v in headers.values())):
+            raise type_error(f"{where}.headers", "an object of strings", headers)
+        if tool.get("authorization") is not None and not isinstance(tool["authorization"], str):
+            raise type_error(f"{where}.authorization", "a string", tool["authorization"])
+        echoed["headers"] = None
+        echoed.pop("authorization", None)
+        echoed.setdefault("server_url", None)
+        echoed.setdefault("allowed_tools", None)
+        echoed.setdefault("require_approval", "always")
+    elif kind == "code_interpreter":
+        container = tool.get("container")
+        if container is None:
+            raise invalid(f"Missing required parameter: '{where}.container'.", param=f"{where}.container",
+                          code="missing_required_parameter")
+        if not isinstance(container, (str, dict)):
+            raise type_error(f"{where}.container", "a string or an object", container)
+        if isinstance(container, dict) and container.get("type") != "auto":
+            raise invalid(f"Invalid value for '{where}.container.type': expected 'auto'.",
+                          param=f"{where}.container.type")
+    return echoed
+
+
 def _function_tool(tool: Any, where: str) -> dict:
     if not isinstance(tool, dict):
         raise type_error(where, "an object", tool)
+    if tool.get("type") in HOSTED_TYPES:
+        return _hosted_tool(tool, where)
     if tool.get("type") != "function":
         # param stays "tools": the whole feature, not one field, is what is refused.
         raise unsupported("tools", f"tools of type {tool.get('type')!r}")
@@ -84,7 +159,24 @@ def _function_tool(tool: Any, where: str) -> dict:
             "parameters": tool.get("parameters"), "strict": tool.get("strict")}
 
 
-def _choice(choice: Any, names: list[str]) -> tuple[Any, frozenset[str]]:
+def _hosted_choice(choice: dict, hosted: list[dict]) -> dict:
+    kind = choice["type"]
+    if kind == "mcp":
+        label = choice.get("server_label")
+        if not any(t["type"] == "mcp" and t["server_label"] == label for t in hosted):
+            raise invalid(f"Invalid 'tool_choice': no mcp tool with server_label {shown(label)} in 'tools'.",
+                          param="tool_choice.server_label")
+        name = choice.get("name")
+        if name is not None and not isinstance(name, str):
+            raise type_error("tool_choice.name", "a string", name)
+        return {"type": "mcp", "server_label": label, "name": name}
+    wanted = WEB_SEARCH_TYPES if kind in WEB_SEARCH_TYPES else (kind,)
+    if not any(t["type"] in wanted for t in hosted):
+        raise invalid(f"Invalid 'tool_choice': no {kind} tool in 'tools'.", param="tool_choice.type")
+    return {"type": kind}
+
+
+def _choice(choice: Any, names: list[str], hosted: list[dict] = ()) -> tuple[Any, frozenset[str]]:
     everything = frozenset(names)
     if choice is None:
         return "auto", everything
@@ -92,12 +184,14 @@ def _choice(choice: Any, names: list[str]) -> tuple[Any, frozenset[str]]:
         if choice not in ("auto", "none", "required"):
             raise invalid("Invalid value for 'tool_choice': expected 'auto', 'none' or 'required'.",
                           param="tool_choice")
-        if choice == "required" and not names:
+        if choice == "required" and not names and not hosted:
             raise invalid("'tool_choice' is 'required' but no tools were given.", param="tool_choice")
         return choice, everything
     if not isinstance(choice, dict):
         raise type_error("tool_choice", "a string or an object", choice)
     kind = choice.get("type")
+    if kind in HOSTED_CHOICES:
+        return _hosted_choice(choice, list(hosted)), everything
     if kind == "function":
         name = choice.get("name")
         if name not in everything:
@@ -134,8 +228,20 @@ def parse_tools(body: dict) -> ToolSetup:
     if len(tools) > MAX_TOOLS:
         raise invalid(f"Invalid 'tools': at most {MAX_TOOLS} tools.", param="tools", code="array_above_max_length")
     parsed = [_function_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
-    names = [t["name"] for t in parsed]
+    names = [t["name"] for t in parsed if t["type"] == "function"]
     if len(set(names)) != len(names):
         raise invalid("Invalid 'tools': function names must be unique.", param="tools")
-    choice, allowed = _choice(body.get("tool_choice"), names)
-    return ToolSetup(tools=tuple(parsed), tool_choice=choice, allowed=allowed)
+    hosted = [t for t in parsed if t["type"] in HOSTED_TYPES]
+    labels = [t["server_label"] for t in hosted if t["type"] == "mcp"]
+    if len(set(labels)) != len(labels):
+        raise invalid("Invalid 'tools': mcp server_label values must be unique.", param="tools")
+    choice, allowed = _choice(body.get("tool_choice"), names, hosted)
+    secrets = []
+    for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") == "mcp":
+            headers = dict(tool.get("headers") or {})
+            if tool.get("authorization"):
+                headers["Authorization"] = f"Bearer {tool['authorization']}"
+            if headers:
+                secrets.append((i, headers))
+    return ToolSetup(tools=tuple(parsed), tool_choice=choice, allowed=allowed, mcp_headers=tuple(secrets))

@@ -78,9 +78,43 @@ def chat_messages(instructions: str | None, context: list[dict]) -> list[dict]:
                 )
             messages.append({"role": "tool", "tool_call_id": item["call_id"],
                              "content": _content_text(item["output"])})
+        elif kind in HOSTED_CALL_ITEMS:
+            name, arguments, result = _hosted_call(item)
+            call_id = item["id"]
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
         # reasoning items: chat-completions has no input form for them; they are kept in the
-        # stored conversation and contribute nothing upstream.
+        # stored conversation and contribute nothing upstream. mcp_list_tools: the tools are
+        # offered as functions again (builtin/hosted.py). mcp_approval_request/_response: the
+        # tool loop runs (or not) the approved call and shows it to the model then.
     return messages
+
+
+# Built-in tool calls of earlier turns, shown to the model as the function calls it made
+# (builtin/hosted.py names the functions).
+HOSTED_CALL_ITEMS = ("mcp_call", "code_interpreter_call", "web_search_call")
+
+
+def _hosted_call(item: dict) -> tuple[str, str, str]:
+    """``(function name, arguments, result text)`` of a built-in call item."""
+    from reference_gateway.builtin.hosted import CODE_FUNCTION, SEARCH_FUNCTION, mcp_function_name
+
+    if item["type"] == "mcp_call":
+        error = item.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            result = f"Error: {message or json.dumps(error)}"
+        else:
+            result = str(item.get("output") or "")
+        return mcp_function_name(item["server_label"], item["name"]), item["arguments"], result
+    if item["type"] == "code_interpreter_call":
+        logs = "".join(o.get("logs", "") for o in item.get("outputs") or [] if isinstance(o, dict))
+        return CODE_FUNCTION, json.dumps({"code": item.get("code") or ""}), logs or "(outputs not kept)"
+    action = item.get("action") or {}
+    sources = [s.get("url") for s in action.get("sources") or [] if isinstance(s, dict)]
+    return SEARCH_FUNCTION, json.dumps({"query": action.get("query") or ""}), \
+        json.dumps({"sources": sources}) if sources else "(results not kept)"
 
 
 def chat_request(req: CreateRequest, messages: list[dict], *, stream: bool) -> dict:
