@@ -8,25 +8,31 @@ decoder produced; it never does I/O. It implements the Responses streaming gramm
         response.output_item.added
           [ response.content_part.added -> <part deltas>* -> <part .done> -> response.content_part.done ]*
           <other item events, e.g. function_call_arguments.delta* -> .done>
+          <built-in tool phases, e.g. web_search_call.in_progress -> .searching -> .completed>
         response.output_item.done
     exactly one of response.completed | response.incomplete | response.failed, then nothing
     (but ``data: [DONE]`` where the profile requires it).
 
-Which events accumulate into which (delta -> done) is data in specs/grammar.yaml; how the
-profiles differ (``[DONE]``, unknown events, event names, levels) is data in specs/profiles.
+Which events accumulate into which (delta -> done) is data in specs/grammar.yaml, and so are the
+phases of the built-in tool items (``item_phases``: mcp_list_tools, mcp_call,
+mcp_approval_request, code_interpreter_call, web_search_call), which harness/phases.py compiles
+into one transition table per item type; how the profiles differ (``[DONE]``, unknown events,
+event names, levels) is data in specs/profiles.
 The checks each branch raises are the ids in specs/checks.yaml.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 
 import orjson
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.catalogue import Profile, load_grammar, load_profile
+from harness.catalogue import Profile, load_checks, load_grammar, load_profile
 from harness.findings import FindingLog
+from harness.phases import ItemPhases, PhaseGrammar, compile_phases
 from harness.response import check_response_object
 from harness.schemas import SchemaSet, schema_set
 from harness.sse import Frame
@@ -43,6 +49,14 @@ _ITEM_CHECKS = (
     "stream.item.lifecycle", "stream.item.grammar", "stream.output_index.dense",
     "stream.item_id.consistent", "stream.item.done_matches_added", "stream.output.matches_items",
 )
+# Checks judged on every built-in tool item that has phases (an item type with `phases: []`,
+# mcp_approval_request, is judged on builtin.phase.scope only).
+_PHASE_CHECKS = ("builtin.phase.scope", "builtin.phase.order", "builtin.phase.terminal")
+
+
+@functools.cache
+def _phase_grammar() -> PhaseGrammar:
+    return compile_phases(load_grammar(), load_checks())
 
 
 @dataclass(slots=True)
@@ -62,6 +76,9 @@ class _Item:
     parts: list[_Part] = field(default_factory=list)
     done: dict[str, Any] | None = None
     call_id: Any = None  # function_call items: the call_id given when added
+    phases: ItemPhases | None = None  # built-in tool items: the grammar of their phase events
+    phase_state: int = 0  # state of ``phases`` reached so far
+    final_phase: str | None = None  # the last phase accepted that has a rule for the done item
 
 
 class StreamChecker:
@@ -82,6 +99,10 @@ class StreamChecker:
         self._acc_done = {spec["done"]: (delta, spec) for delta, spec in self._acc.items()}
         self._part_text_field: dict[str, str] = g["part_text_field"]
         self._opaque = frozenset(g.get("opaque_item_fields") or ())
+        pg = _phase_grammar()
+        self._phases: dict[str, ItemPhases] = pg.by_item
+        self._phase_owners: dict[str, tuple[str, ...]] = pg.owners
+        self._phase_cut_status = pg.cut_status
         self._aliases = self.profile.event_aliases
         self._validators: dict[str, Any] = {}  # event type -> compiled validator (None: unknown)
         self.events: list[dict[str, Any]] = []
@@ -332,8 +353,11 @@ class StreamChecker:
                      expected=len(self._items), actual=idx)
         if self._after_terminal:
             return
+        phases = self._phases.get(item.get("type"))
         self._items.append(_Item(item.get("id"), item.get("type"), len(self._items),
-                                 call_id=item.get("call_id")))
+                                 call_id=item.get("call_id"), phases=phases))
+        if phases is not None:
+            log.apply(*(_PHASE_CHECKS if phases.events else _PHASE_CHECKS[:1]))
         if item.get("type") == "function_call":
             log.apply("tools.arguments.added_empty", "tools.call_id.stable")
             if item.get("arguments") not in ("", None):
@@ -383,6 +407,8 @@ class StreamChecker:
             log.fail("tools.call_id.stable", f"output_item.done has call_id "
                      f"{done.get('call_id')!r}, added had {item.call_id!r}", **ev,
                      path="$.item.call_id", expected=item.call_id, actual=done.get("call_id"))
+        if item.phases is not None:
+            self._phases_done(item, done, ev)
         if done.get("id") != item.id or done.get("type") != item.type:
             log.fail("stream.item.done_matches_added", f"output_item.done is {done.get('type')!r}"
                      f" {done.get('id')!r}, added was {item.type!r} {item.id!r}", **ev,
@@ -411,6 +437,8 @@ class StreamChecker:
         item = self._find_item(event, ev)
         if item is None:
             return
+        if etype in self._phase_owners and item.open:
+            self._phase_event(etype, item, ev)
         if etype == "response.content_part.added":
             log.apply("stream.content_index.dense")
             ci = event.get("content_index")
@@ -461,7 +489,7 @@ class StreamChecker:
             if part is not None and not part.open:
                 log.fail("stream.item.grammar", f"{etype} after content_part.done", **ev)
         key = (spec["done"], *map(event.get, spec["key"]))  # self._key, inlined
-        if key in self._closed_keys:
+        if key in self._closed_keys and not self._phase_ordered(item, etype):
             log.fail("stream.item.grammar", f"{etype} after its {spec['done']}", **ev)
         delta = event.get("delta")
         if isinstance(delta, str):
@@ -471,7 +499,7 @@ class StreamChecker:
         log = self.log
         log.apply("stream.delta.accumulates")
         key = self._key(spec, event)
-        if key in self._closed_keys:
+        if key in self._closed_keys and not self._phase_ordered(item, etype):
             log.fail("stream.item.grammar", f"second {etype} for the same key", **ev)
         self._closed_keys.add(key)
         chunks = self._buffers.pop(key, None)
@@ -490,3 +518,70 @@ class StreamChecker:
                     log.fail("stream.item.grammar", f"{etype} after content_part.done", **ev)
                 if isinstance(value, str):
                     part.text = value
+
+    # -- built-in tool item phases (the grammar: specs/grammar.yaml item_phases) ----------------
+    @staticmethod
+    def _phase_ordered(item: _Item, etype: str) -> bool:
+        """Whether the order of ``etype`` on ``item`` is judged by the item's phase grammar
+        (builtin.phase.order), so that stream.item.grammar does not judge it a second time."""
+        return item.phases is not None and etype in item.phases.events
+
+    def _phase_event(self, etype: str, item: _Item, ev: dict[str, Any]) -> None:
+        log = self.log
+        phases = item.phases
+        if phases is None or etype not in phases.events:
+            # An MCP, code_interpreter or web_search phase on an item of another type: the
+            # openai SDK types each phase event for one item type, and clients route it by
+            # output_index to whatever call is open there.
+            log.fail("builtin.phase.scope", f"{etype} is a phase of "
+                     f"{' / '.join(self._phase_owners[etype])} items, but item {item.id!r} at "
+                     f"output_index {item.output_index} is a {item.type!r}", **ev,
+                     path="$.item_id", expected=list(self._phase_owners[etype]),
+                     actual=item.type)
+            return
+        # The item's own phase: it must be one the grammar allows next (OpenAI wire: every
+        # recorded item sends its phases in the grammar's order).
+        state = item.phase_state
+        nxt = phases.table[state].get(etype)
+        if nxt is None:
+            log.fail("builtin.phase.order", f"{etype} for {item.type} {item.id!r} where "
+                     f"{' or '.join(phases.expected(state))} was expected", **ev, path="$.type",
+                     expected=phases.expected(state), actual=etype)
+            step, after = phases.resync[etype]
+            if step < state:
+                return  # a repeated or late phase: the item stays where it was
+            nxt = after  # phases were skipped: carry on from this one, reported once
+        item.phase_state = nxt
+        if etype in phases.done:
+            item.final_phase = etype
+
+    def _phases_done(self, item: _Item, done: dict[str, Any], ev: dict[str, Any]) -> None:
+        """output_item.done of a built-in tool item: its phases are over, and the done item
+        says what the last of them said."""
+        log = self.log
+        phases = item.phases
+        status = done.get("status")
+        # The final phase (.completed / .failed) comes before output_item.done, unless the done
+        # item says it was cut short (phases_cut_status).
+        if not phases.accepting[item.phase_state] and not (
+                self._phase_cut_status is not None and status == self._phase_cut_status):
+            missing = phases.expected(item.phase_state)
+            log.fail("builtin.phase.terminal", f"output_item.done closes {item.type} "
+                     f"{item.id!r} before its phases ended ({' or '.join(missing)} expected)",
+                     **ev, path="$.type", expected=missing, actual=ev["event_type"])
+        rule = phases.done.get(item.final_phase) if item.final_phase is not None else None
+        if rule is None:
+            return
+        if rule.status is not None:
+            log.apply("builtin.item.status")
+            if status not in rule.status:
+                want = rule.status[0] if len(rule.status) == 1 else list(rule.status)
+                log.fail("builtin.item.status", f"{item.type} {item.id!r} ends with "
+                         f"{item.final_phase} but output_item.done has status {status!r}",
+                         **ev, path="$.item.status", expected=want, actual=status)
+        for name, check in rule.non_null:
+            log.apply(check)
+            if done.get(name) is None:
+                log.fail(check, f"{item.type} {item.id!r} ends with {item.final_phase} but "
+                         f"output_item.done carries no {name}", **ev, path=f"$.item.{name}",
+                         expected="non-null", actual=done.get(name))
