@@ -144,6 +144,12 @@ def check_step(step: Step, exp: dict[str, Any], ex: Exchange, judged: Judged,
         if got != exp["output_json"]:
             log.fail("state.context", f"the upstream saw {text[:300]}", path="$.output",
                      expected=exp["output_json"], actual=text[:500])
+    if "output_items" in exp:
+        _expect_output_items(exp["output_items"], response, log)
+    if "fields_absent" in exp:
+        _expect_fields_absent(exp["fields_absent"], response, log)
+    if "listed_tools" in exp:
+        _expect_listed_tools(exp["listed_tools"], response, log)
     ref = exp.get("equivalent_to")
     if ref is not None:
         log.apply("response.stream_equivalent")
@@ -165,6 +171,77 @@ def _expect_tool_calls(want: dict[str, Any], response: dict[str, Any] | None,
     if allowed is not None and any(n not in allowed for n in names):
         log.fail("tools.choice", f"calls {names}, only {allowed} allowed", path="$.output",
                  expected=allowed, actual=names)
+
+
+ANY = "*"  # in an output_items pattern: any present, non-null value
+
+
+def _matches(pattern: Any, got: Any) -> bool:
+    """``output_items`` patterns: objects are deep subsets, ``"*"`` is any non-null value, and a
+    list pattern holds when each of its patterns matches some element of the list."""
+    if pattern == ANY:
+        return got is not None and got is not _MISSING
+    if isinstance(pattern, dict):
+        return isinstance(got, dict) and all(_matches(v, got.get(k, _MISSING)) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return isinstance(got, list) and all(any(_matches(p, g) for g in got) for p in pattern)
+    return _subset(pattern, got)
+
+
+def _expect_output_items(patterns: list[dict], response: dict[str, Any] | None, log: FindingLog) -> None:
+    """Each pattern matches an output item after the one the previous pattern matched."""
+    log.apply("builtin.output.items")
+    items = (response or {}).get("output") or []
+    at = 0
+    for n, pattern in enumerate(patterns):
+        found = next((i for i in range(at, len(items)) if _matches(pattern, items[i])), None)
+        if found is None:
+            kinds = [it.get("type") for it in items if isinstance(it, dict)]
+            same = [it for it in items[at:] if isinstance(it, dict) and it.get("type") == pattern.get("type")]
+            seen = f"; the nearest {pattern.get('type')} is {str(same[0])[:300]}" if same else ""
+            log.fail("builtin.output.items", f"no output item matches {pattern} after item {at} "
+                     f"(output types: {kinds}){seen}", path=f"$.output[{at}:]", expected=pattern,
+                     actual=kinds)
+            return
+        at = found + 1
+
+
+def _field(item: dict, dotted: str) -> Any:
+    node: Any = item
+    for key in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _expect_fields_absent(spec: dict[str, list[str]], response: dict[str, Any] | None,
+                          log: FindingLog) -> None:
+    for index, item in enumerate((response or {}).get("output") or []):
+        for dotted in spec.get(item.get("type"), []) if isinstance(item, dict) else []:
+            log.apply("builtin.include.omitted")
+            value = _field(item, dotted)
+            if value not in (None, [], "", {}):
+                log.fail("builtin.include.omitted", f"{item['type']}.{dotted} is present although "
+                         "`include` did not ask for it", path=f"$.output[{index}].{dotted}",
+                         actual=str(value)[:200])
+
+
+def _expect_listed_tools(want: dict[str, Any], response: dict[str, Any] | None, log: FindingLog) -> None:
+    log.apply("builtin.mcp.listed_tools")
+    lists = [(i, it) for i, it in enumerate((response or {}).get("output") or [])
+             if isinstance(it, dict) and it.get("type") == "mcp_list_tools"
+             and it.get("server_label") == want.get("server_label")]
+    if not lists:
+        log.fail("builtin.mcp.listed_tools", f"no mcp_list_tools item for server_label "
+                 f"{want.get('server_label')!r}", path="$.output", expected=want)
+        return
+    index, item = lists[-1]
+    names = sorted(t.get("name") for t in item.get("tools") or [] if isinstance(t, dict))
+    if names != sorted(want.get("names") or []):
+        log.fail("builtin.mcp.listed_tools", f"lists {names}, allowed_tools permits "
+                 f"{sorted(want.get('names') or [])}", path=f"$.output[{index}].tools",
+                 expected=sorted(want.get("names") or []), actual=names)
 
 
 def _brief_items(items: Any) -> Any:

@@ -110,7 +110,8 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
     exchanges: list[Exchange] = []
     judged_by_step: dict[str, Judged] = {}
     unsupported: set[str] = set()
-    context: dict[str, Any] = {"model": scenario.model_for.get(target.name, target.model),
+    context: dict[str, Any] = {**target.variables,
+                               "model": scenario.model_for.get(target.name, target.model),
                                "steps": {}}
     for step in scenario.steps:
         try:

@@ -29,6 +29,13 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
           items: [{type: message, role: user}]   # input_items list: data, in order (subset match)
           body: {deleted: true}      # deep subset of the raw JSON body
           output_json: [{role: user, content: "hi"}]   # the output text, parsed as JSON, equals
+          output_items: [{type: mcp_list_tools}, {type: mcp_call, status: completed, output: "*"}]
+                                     # output items matching these patterns, in this order
+                                     # (deep subset; "*" = any non-null value; a list pattern
+                                     # = each of its patterns matches some element)
+          fields_absent: {code_interpreter_call: [outputs], web_search_call: [action.sources]}
+                                     # absent, null or empty in every item of that type
+          listed_tools: {server_label: respcheck, names: [add]}   # mcp_list_tools lists exactly
         returns: response            # response (default) | item_list | deleted | error
         poll:                        # repeat this (GET) step until the status is final
           until_status: [completed, incomplete, failed, cancelled]
@@ -61,7 +68,7 @@ _STEP_KEYS = {"name", "request", "expect", "returns", "poll"}
 _REQUEST_KEYS = {"method", "path", "json", "body", "headers"}
 _EXPECT_KEYS = {"status", "response_status", "incomplete_reason", "terminal_event", "echo",
                 "error_param", "equivalent_to", "error_code", "same_as", "tool_calls", "items",
-                "body", "output_json"}
+                "body", "output_json", "output_items", "fields_absent", "listed_tools"}
 _RETURNS = ("response", "item_list", "deleted", "error")
 _POLL_KEYS = {"until_status", "interval_s", "deadline_s"}
 _SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description",

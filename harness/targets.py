@@ -13,13 +13,14 @@ The profiles are data (specs/targets.yaml); `respcheck targets` lists them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class Target:
     base_url: str  # ends in /v1
     model: str
     api_key: str | None = None
+    # Template variables of the run's own servers (harness/suite_servers.py): {{mcp.tools_url}}
+    variables: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "base_url": self.base_url, "model": self.model}
@@ -315,6 +318,26 @@ def open_target(url: str | None = None, *, model: str | None = None,
     The reference gateway is configured for the profile being judged: where the profile
     requires the ``data: [DONE]`` sentinel, the gateway sends it (``--done-sentinel``).
     ``notify`` gets one-line progress messages (vLLM takes a minute to start)."""
+    from harness.suite_servers import open_suite_servers
+
+    try:
+        suite = open_suite_servers()
+        servers = suite.__enter__()
+    except (RuntimeError, OSError) as exc:
+        raise TargetError(f"could not start the suite's MCP servers on loopback: {exc}") from None
+    try:
+        with _open_target(url, model=model, api_key=api_key, name=name, profile=profile,
+                          report_dir=report_dir, start_timeout_s=start_timeout_s, notify=notify,
+                          servers=servers) as target:
+            yield dataclasses.replace(target, variables=servers.variables)
+    finally:
+        suite.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def _open_target(url: str | None, *, model: str | None, api_key: str | None, name: str | None,
+                 profile: str, report_dir: Path | str | None, start_timeout_s: float | None,
+                 notify: Notify | None, servers) -> Iterator[Target]:
     say = notify or (lambda _m: None)
     rdir = Path(report_dir) if report_dir is not None else None
     spec = (url or "reference").strip()
@@ -323,7 +346,7 @@ def open_target(url: str | None = None, *, model: str | None = None,
         from reference_gateway.launch import start_embedded
 
         try:
-            embedded = start_embedded(done_sentinel=done)
+            embedded = start_embedded(done_sentinel=done, **servers.gateway_fields())
         except (RuntimeError, OSError) as exc:
             raise TargetError(f"could not start the embedded reference gateway: {exc}") from None
         try:
@@ -345,7 +368,7 @@ def open_target(url: str | None = None, *, model: str | None = None,
             try:
                 gateway = start_gateway(GatewayConfig(upstream_url=upstream.base_url,
                                                       upstream_api_key=upstream.api_key,
-                                                      done_sentinel=done))
+                                                      done_sentinel=done, **servers.gateway_fields()))
             except (RuntimeError, OSError, ValueError) as exc:
                 raise TargetError(f"could not start the reference gateway: {exc}") from None
             try:

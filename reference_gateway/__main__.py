@@ -17,7 +17,8 @@ import argparse
 import sys
 
 from reference_gateway.auth import read_keys_file
-from reference_gateway.config import DEFAULT_MAX_BODY_BYTES, GatewayConfig
+from reference_gateway.builtin.config import BuiltinConfig, ConfigError, read_config
+from reference_gateway.config import CODE_INTERPRETER_MODES, DEFAULT_MAX_BODY_BYTES, GatewayConfig
 from reference_gateway.store import StoreError
 
 DEFAULT_DB = "respcheck-gateway.sqlite3"
@@ -81,6 +82,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--orphan-after", type=float, default=30.0, metavar="SECONDS",
                    help="a background response whose gateway process stopped for this long is stored "
                    "as failed (default: 30)")
+    # -- built-in tools (issue 7)
+    p.add_argument("--mcp-config", metavar="FILE",
+                   help="MCP servers by label, allowServerUrls and webSearchProfiles (JSON; "
+                   "reference_gateway/builtin/config.py)")
+    p.add_argument("--code-interpreter", choices=CODE_INTERPRETER_MODES, default="auto",
+                   help="where code_interpreter runs Python: spawn (a Pyodide sandbox per call; "
+                   "bash scripts/install-pyodide.sh), external (--code-interpreter-url), disabled, or auto "
+                   "(spawn when installed, else disabled; the default)")
+    p.add_argument("--code-interpreter-url", metavar="URL",
+                   help="the sandbox service for --code-interpreter external (python -m reference_gateway.sandbox serve)")
+    p.add_argument("--web-search-profile", metavar="NAME",
+                   help="serve web_search tools with this webSearchProfiles entry of --mcp-config")
+    p.add_argument("--tool-loop-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="deadline of one response's whole tool loop (default: 300)")
     return p
 
 
@@ -99,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         upstream_url = mock.base_url
     try:
         try:
+            builtin = read_config(args.mcp_config) if args.mcp_config else BuiltinConfig()
+        except ConfigError as exc:
+            p.error(str(exc))
+        try:
             config = GatewayConfig(
                 upstream_url=upstream_url,
                 upstream_api_key=args.upstream_api_key,
@@ -116,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                 upstream_max_body_bytes=args.upstream_max_body_bytes,
                 upstream_wait_s=args.upstream_wait,
                 upstream_poll_interval_s=args.upstream_poll_interval,
+                builtin=builtin,
+                code_interpreter=args.code_interpreter,
+                code_interpreter_url=args.code_interpreter_url,
+                web_search_profile=args.web_search_profile,
+                tool_loop_timeout_s=args.tool_loop_timeout,
             )
         except ValueError as exc:
             p.error(str(exc))
@@ -129,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             except UpstreamNotReady as exc:
                 p.exit(2, f"{p.prog}: {exc}\n")
         print(f"reference gateway on http://{args.host}:{args.port}/v1 -> {upstream_url}", file=sys.stderr)
+        from reference_gateway.sandbox import SandboxError
+
         try:
-            app = create_app(config)  # opens the store: a file that is not SQLite, Postgres down
-        except StoreError as exc:
+            app = create_app(config)  # opens the store (a file that is not SQLite, Postgres down), the sandbox
+        except (StoreError, SandboxError) as exc:
             p.exit(2, f"{p.prog}: {exc}\n")
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:

@@ -17,6 +17,10 @@ from reference_gateway.__main__ import main
         (["--frobnicate"], "--frobnicate"),
         (["--upstream", "http://127.0.0.1:1/v1", "--max-body-bytes", "0"], "max_body_bytes"),
         (["--max-body-bytes", "1MB"], "--max-body-bytes"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--mcp-config", "/nonexistent/mcp.json"], "cannot read"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--web-search-profile", "news"], "webSearchProfiles"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--code-interpreter", "external"], "--code-interpreter-url"),
+        (["--code-interpreter", "docker"], "--code-interpreter"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, says):
