@@ -225,12 +225,18 @@ class Emitter:
                 events += self.tool_call(call)
         return events
 
-    def _open_tool_failed(self) -> dict:
+    def _cut_tool(self) -> list[dict]:
+        """Close the built-in item that a failing response cut short: ``incomplete`` (as an
+        open text item is), its phases stopping where they were (specs/grammar.yaml
+        ``phases_cut_status``); a tool list that has no status fails with its error instead."""
         item = copy.deepcopy(self._open_tool)
-        item["status"] = "failed"
-        if item.get("type") == "mcp_call" and not item.get("error"):
-            item["error"] = "The call did not finish: the response failed."
-        return item
+        events = []
+        if item.get("type") == "mcp_list_tools":
+            item["error"] = "The listing did not finish: the response failed first."
+            events.append(self.item_event("response.mcp_list_tools.failed"))
+        else:
+            item["status"] = "incomplete"
+        return events + self.close_item(item)
 
     def pending_calls(self) -> list[_ToolCall]:
         """The tool calls buffered in this upstream turn, in index order (builtin/loop.py)."""
@@ -301,8 +307,8 @@ class Emitter:
         """
         self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT, State.IN_TOOL)
         events = self._close("incomplete")
-        if self.state is State.IN_TOOL:  # a built-in call cut short: done as failed
-            events += self.close_item(self._open_tool_failed())
+        if self.state is State.IN_TOOL:  # a built-in call cut short
+            events += self._cut_tool()
         self.response["output"] = copy.deepcopy(self.output)
         translate.fail(self.response, message)
         self.state = State.CLOSED
