@@ -15,8 +15,14 @@ import json
 import sys
 from dataclasses import asdict
 
-from .contract import (DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_MB,
-                       DEFAULT_TIMEOUT_S, SandboxError, SandboxLimits)
+from .contract import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_S,
+    SandboxError,
+    SandboxLimits,
+)
 from .service import DEFAULT_MAX_TIMEOUT_S
 
 
@@ -34,12 +40,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, required=True)
     serve.add_argument("--max-timeout-s", type=float, default=DEFAULT_MAX_TIMEOUT_S,
-                       help=f"longest cell a caller may ask for (default {DEFAULT_MAX_TIMEOUT_S:g})")
+                       help=f"longest cell a caller may ask for ({DEFAULT_MAX_TIMEOUT_S:g})")
     run = sub.add_parser("run", help="run one cell and print its result as JSON")
     run.add_argument("code", help="the Python code, or - to read it from stdin")
     for cmd in (serve, run):
         cmd.add_argument("--scratch-root", metavar="DIR",
-                         help="where each cell's /mnt/data folder is made (default: the temp folder)")
+                         help="where each cell's /mnt/data folder is made (default: temp folder)")
         cmd.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S)
         cmd.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB)
         cmd.add_argument("--max-output-bytes", type=int, default=DEFAULT_MAX_OUTPUT_BYTES)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Self
 
 # A cell's wall-clock budget. OpenAI does not document one per call; 10 s keeps a tool call
 # within what a streaming client waits between events (the harness's default idle deadline is
@@ -83,7 +84,7 @@ class CodeSandbox(abc.ABC):
     def close(self) -> None:
         """Stop whatever is in flight; later ``run`` calls raise :class:`SandboxError`."""
 
-    def __enter__(self) -> CodeSandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -164,13 +164,28 @@ def _make_run_cell():
 _make_run_cell()
 `);
 
+// How the interpreter itself can end a cell: os._exit() (Emscripten's ExitStatus, thrown from a
+// later tick), or a fatal error (a Wasm stack overflow under a huge recursion limit, say) that
+// Pyodide rethrows outside any await. Either is reported as the cell's error, not a crash.
+function describeFatal(e) {
+  if (e && typeof e.status === "number" && /exit\(/.test(String(e.message))) {
+    return e.status === 0 ? null : `SystemExit: ${e.status} (the cell called os._exit)`;
+  }
+  const first = String((e && e.message) || e).split("\n")[0].slice(0, 200);
+  return `PythonFatalError: the interpreter stopped: ${(e && e.name) || "Error"}: ${first}`;
+}
+function finish(done) {
+  emit({ done });
+  process.exit(0);
+}
+process.on("uncaughtException", (e) => finish({ error: describeFatal(e), display: null }));
+process.on("unhandledRejection", (e) => finish({ error: describeFatal(e), display: null }));
+
 emit({ ready: true, load_ms: Math.round(performance.now() - started) });
 let done;
 try {
   done = JSON.parse(await runCell(job.code));
 } catch (e) {
-  done = { error: `SandboxInternalError: ${String(e && e.message || e).split("\n").pop()}`,
-           display: null };
+  done = { error: describeFatal(e), display: null };
 }
-emit({ done });
-process.exit(0);
+finish(done);

@@ -50,10 +50,10 @@ def create_app(sandbox: CodeSandbox, *, max_timeout_s: float = DEFAULT_MAX_TIMEO
         if not isinstance(payload, dict) or not isinstance(payload.get("code"), str):
             return _refuse(400, "'code' must be a string")
         timeout = payload.get("timeout_s")
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
-                    0 < timeout <= max_timeout_s):
-                return _refuse(400, f"'timeout_s' must be a number in (0, {max_timeout_s:g}]")
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout <= max_timeout_s):
+            return _refuse(400, f"'timeout_s' must be a number in (0, {max_timeout_s:g}]")
         try:
             result = await sandbox.run(payload["code"], timeout_s=timeout)
         except SandboxError as exc:

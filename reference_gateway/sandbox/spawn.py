@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 from .contract import CodeSandbox, SandboxError, SandboxLimits, SandboxResult
@@ -79,6 +80,8 @@ MAX_OPEN_FILES = 256
 FRAME_LINE_LIMIT_BYTES = 1024 * 1024
 # What is kept of Node's stderr to name a crash (a V8 fatal error is a few lines).
 STDERR_KEEP_BYTES = 8 * 1024
+# How much of that names the crash in the result's error (a minified line can be 100 KB).
+STDERR_REASON_CHARS = 200
 # The stdin job: the cell's code, bounded like a request body (the external server's cap).
 MAX_CODE_BYTES = 1024 * 1024
 # Node's OpenSSL reads /etc/ssl/openssl.cnf at start and exits when Landlock refuses it; an
@@ -133,7 +136,7 @@ def _shared_libraries(node: str) -> list[str]:
     paths = ["/etc/ld.so.cache"]
     try:
         out = subprocess.run(["ldd", node], capture_output=True, text=True, timeout=10,
-                             env={"PATH": os.defpath}).stdout
+                             env={"PATH": os.defpath}, check=False).stdout
         paths += re.findall(r"(/\S+)\s+\(0x", out)
     except (OSError, subprocess.SubprocessError):
         out = ""
@@ -223,7 +226,11 @@ class SpawnSandbox(CodeSandbox):
         interpreter = _elf_interpreter(self.node)
         self._exec_paths = [self.node] + ([os.path.realpath(interpreter)] if interpreter else [])
         self._library_paths = _shared_libraries(self.node)
-        self._slots = asyncio.Semaphore(max_concurrency or os.cpu_count() or 1)
+        self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        # one semaphore per event loop: an asyncio.Semaphore belongs to the loop it first
+        # waited on, and a gateway's tests may drive one sandbox from several loops
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
         self._live: set[asyncio.subprocess.Process] = set()
         self._closed = False
         # tests only: run a probe script instead of runner.mjs, or leave a kernel layer off to
@@ -235,7 +242,7 @@ class SpawnSandbox(CodeSandbox):
     def _check_node(self) -> None:
         try:
             version = subprocess.run([self.node, "--version"], capture_output=True, text=True,
-                                     timeout=30, env={}).stdout.strip()
+                                     timeout=30, env={}, check=False).stdout.strip()
         except (OSError, subprocess.SubprocessError) as exc:
             raise SandboxError(f"cannot run {self.node} --version: {exc}") from None
         match = re.match(r"v(\d+)\.", version)
@@ -301,7 +308,9 @@ class SpawnSandbox(CodeSandbox):
         if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
             return SandboxResult(logs="", error=f"CodeTooLarge: the cell is over {MAX_CODE_BYTES}"
                                  " bytes", timed_out=False, duration_s=0.0)
-        async with self._slots:
+        slots = self._slots.setdefault(asyncio.get_running_loop(),
+                                       asyncio.Semaphore(self.max_concurrency))
+        async with slots:
             started = time.monotonic()
             scratch = tempfile.mkdtemp(prefix="cell-", dir=self.scratch_root)
             try:
@@ -344,16 +353,17 @@ class SpawnSandbox(CodeSandbox):
                 reason = (await stderr_task).strip().splitlines()
                 raise SandboxError(
                     "the code sandbox could not start ("
-                    f"{_signal_name(proc.returncode)}): {reason[-1] if reason else 'no output'}")
+                    f"{_signal_name(proc.returncode)}): "
+                    f"{reason[-1][:STDERR_REASON_CHARS] if reason else 'no output'}")
             try:
                 outcome = await asyncio.wait_for(self._until_done(proc, logs), timeout)
             except TimeoutError:
-                return (logs.text(), f"TimeoutError: the cell ran past its {timeout:g} s limit "
-                        "and was stopped", True)
+                return (logs.text(), (f"TimeoutError: the cell ran past its {timeout:g} s "
+                                      "limit and was stopped"), True)
             if outcome == "overflow":
-                return (logs.text(), f"OutputLimitExceeded: the cell's output passed "
-                        f"{self.limits.max_output_bytes} bytes; it was cut there and the cell "
-                        "was stopped", False)
+                return (logs.text(), (f"OutputLimitExceeded: the cell's output passed "
+                                      f"{self.limits.max_output_bytes} bytes; it was cut there "
+                                      "and the cell was stopped"), False)
             if isinstance(outcome, dict):
                 if outcome.get("display") is not None:
                     logs.add(str(outcome["display"]))
@@ -419,13 +429,15 @@ class SpawnSandbox(CodeSandbox):
             return "TimeoutError: the cell used up its CPU time limit and was stopped", True
         if returncode == -signal.SIGXFSZ:
             return (f"FileTooLarge: a file under {SCRATCH_MOUNT} grew past "
-                    f"{self.limits.max_file_bytes} bytes and the cell was stopped", False)
-        if re.search(r"heap limit|out of memory|Allocation failed", stderr, re.I):
+                    f"{self.limits.max_file_bytes} bytes and the cell was stopped"), False
+        if re.search(r"heap limit|out of memory|Allocation failed", stderr, re.IGNORECASE):
             return (f"MemoryError: the sandbox ran out of memory (limit "
-                    f"{self.limits.memory_mb} MB) and the cell was stopped", False)
-        last = stderr.strip().splitlines()
+                    f"{self.limits.memory_mb} MB) and the cell was stopped"), False
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        named = [line for line in lines if re.match(r"(\w*Error|FATAL|Fatal|jail:)", line)]
+        reason = (named or lines or [""])[0][:STDERR_REASON_CHARS]
         return (f"SandboxCrashed: the sandbox process ended without a result "
-                f"({_signal_name(returncode)}){': ' + last[-1] if last else ''}", False)
+                f"({_signal_name(returncode)}){': ' + reason if reason else ''}"), False
 
     @staticmethod
     def _kill(proc: asyncio.subprocess.Process) -> None:
