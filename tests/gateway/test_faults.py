@@ -384,12 +384,12 @@ def test_store_false_failure_is_not_stored(client):
 def test_a_gateway_bug_mid_stream_still_ends_the_stream(client, db, monkeypatch):
     """An unexpected exception while relaying (a gateway bug): the client still gets ``error``
     then ``response.failed``, and the store holds it as failed, not in_progress."""
-    from reference_gateway import app as app_module
+    from reference_gateway.emitter import Emitter
 
     def broken(emitter, delta):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(app_module, "deltas", broken)
+    monkeypatch.setattr(Emitter, "chat_delta", broken)
     _, raw, _ = post_stream(client, {"model": "mock-1", "input": "hi", "store": True})
     failed = assert_failure_stream(raw, "server_error")[-1]["response"]
     assert failed["error"]["message"] == "The gateway had an internal error."
