@@ -191,7 +191,8 @@ def create_app(config: GatewayConfig) -> Starlette:
                                param="background", code="unsupported_parameter")
             loop = ToolLoop(req, Emitter(response), messages, context, hosted, builtins, upstream)
             if req.stream:
-                return StreamingResponse(stream_loop(loop, keep), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+                return StreamingResponse(ended(stream_loop(loop, keep), loop.emitter, keep),
+                                         media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
             async for _ in loop.events():
                 pass
             keep(loop.emitter.response)
@@ -214,19 +215,41 @@ def create_app(config: GatewayConfig) -> Starlette:
         # proper status code, since nothing has been committed to the client yet.
         opened = await upstream.open_stream(translate.chat_request(req, messages, stream=True))
         return StreamingResponse(
-            stream_events(req, Emitter(response), opened, keep),
+            ended(stream_events(req, emitter := Emitter(response), opened, keep), emitter, keep),
             media_type=SSE_MEDIA_TYPE,
             headers=SSE_HEADERS,
             background=BackgroundTask(opened.aclose),  # also when the body never started
         )
 
+    async def ended(body: AsyncIterator[bytes], emitter: Emitter, keep) -> AsyncIterator[bytes]:
+        """``body``, ending the way every stream must, whatever happens: on a gateway bug the
+        client still gets ``error`` then ``response.failed`` ("internal error"); when the client
+        goes away first (the task is cancelled or the generator closed: nothing can be sent) the
+        response is stored failed "The client disconnected ...". Never ``in_progress``."""
+        try:
+            async for chunk in body:
+                yield chunk
+        except Exception:
+            if not emitter.running:
+                raise
+            log.exception("stream of %s failed", emitter.response["id"])
+            events = emitter.fail("The gateway had an internal error.")
+            keep(emitter.response)
+            for event in events:
+                yield sse(event)
+        except BaseException:  # CancelledError or GeneratorExit: the client went away
+            if emitter.running:
+                emitter.fail("The client disconnected before the response finished.")
+                keep(emitter.response)
+            raise
+        finally:
+            await body.aclose()
+
     async def stream_events(req: CreateRequest, emitter: Emitter, opened, keep) -> AsyncIterator[bytes]:
         """The event stream. Every way it can end stores (when ``store``) a terminal response:
         completed/incomplete; failed with the upstream's error (``error`` then
-        ``response.failed`` are sent); failed "The client disconnected ..." when the client goes
-        away first (the task is cancelled or the generator closed: nothing can be sent, the
-        upstream request is closed in ``finally``); failed "internal error" on a gateway bug.
-        Never ``in_progress``."""
+        ``response.failed`` are sent); and, through ``ended``, a gateway bug or a client gone.
+        The upstream request is closed in ``finally``."""
         try:
             for event in emitter.start():
                 yield sse(event)
@@ -254,48 +277,20 @@ def create_app(config: GatewayConfig) -> Starlette:
                 yield sse(event)
             if config.done_sentinel:
                 yield b"data: [DONE]\n\n"
-        except Exception:
-            if not emitter.running:
-                raise
-            log.exception("stream of %s failed", emitter.response["id"])
-            events = emitter.fail("The gateway had an internal error.")
-            keep(emitter.response)
-            for event in events:
-                yield sse(event)
-        except BaseException:  # CancelledError or GeneratorExit: the client went away
-            if emitter.running:
-                emitter.fail("The client disconnected before the response finished.")
-                keep(emitter.response)
-            raise
         finally:
             await opened.aclose()
 
     async def stream_loop(loop: ToolLoop, keep) -> AsyncIterator[bytes]:
-        """The event stream of a response with built-in tools (builtin/loop.py). Stored once,
-        when final: before its ``error`` or terminal event is sent; on a client that went away,
-        or a gateway bug, as failed (as ``stream_events`` does)."""
-        emitter, kept = loop.emitter, False
-        try:
-            async for event in loop.events():
-                if not kept and event["type"] in FINAL_EVENTS:
-                    keep(emitter.response)
-                    kept = True
-                yield sse(event)
-            if config.done_sentinel:
-                yield b"data: [DONE]\n\n"
-        except Exception:
-            if not emitter.running:
-                raise
-            log.exception("stream of %s failed", emitter.response["id"])
-            events = emitter.fail("The gateway had an internal error.")
-            keep(emitter.response)
-            for event in events:
-                yield sse(event)
-        except BaseException:  # CancelledError or GeneratorExit: the client went away
-            if emitter.running:
-                emitter.fail("The client disconnected before the response finished.")
-                keep(emitter.response)
-            raise
+        """The event stream of a response with built-in tools (builtin/loop.py), stored once,
+        when final: before its ``error`` or terminal event is sent (and through ``ended``)."""
+        kept = False
+        async for event in loop.events():
+            if not kept and event["type"] in FINAL_EVENTS:
+                keep(loop.emitter.response)
+                kept = True
+            yield sse(event)
+        if config.done_sentinel:
+            yield b"data: [DONE]\n\n"
 
     async def retrieve(request: Request) -> Response:
         response = store.get(request.path_params["response_id"], tenant(request))
