@@ -84,6 +84,10 @@ class CodeSandbox(abc.ABC):
     def close(self) -> None:
         """Stop whatever is in flight; later ``run`` calls raise :class:`SandboxError`."""
 
+    async def aclose(self) -> None:
+        """``close()`` for an async caller (a server's shutdown): also waits for the cleanup."""
+        self.close()
+
     def __enter__(self) -> Self:
         return self
 

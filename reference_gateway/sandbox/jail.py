@@ -12,15 +12,18 @@ Everything here is inherited by Node across ``execve`` and cannot be undone from
   and its libraries, the Pyodide folder, the runner script), execute on ``--exec`` (Node's
   binary only), and read/write beneath ``--rw`` (the scratch folder). On ABI >= 4, TCP bind and
   connect are refused; on ABI >= 6, signals to processes outside the sandbox and abstract
-  unix sockets are refused. Landlock also refuses ptrace of anything outside the domain. This
-  is the file system boundary: Node's own ``--experimental-permission`` is a second layer, and
-  Node's documentation says it offers no guarantee against malicious code.
+  unix sockets are refused. This is the file system boundary: Node's own
+  ``--experimental-permission`` is a second layer, and Node's documentation says it offers no
+  guarantee against malicious code (measured: under it alone, ``fs.readdirSync("/")`` lists
+  the host's root; Landlock refuses it).
 - **seccomp** (a BPF filter, after ``PR_SET_NO_NEW_PRIVS``): ``socket()`` fails with EACCES,
   for every address family, so no TCP/UDP/unix/netlink socket can be opened, whatever JS or
   native code asks; ``io_uring_setup`` fails with ENOSYS (io_uring operations, IORING_OP_SOCKET
   among them, would not pass through the filter; libuv falls back to its thread pool);
   ``ptrace`` and ``process_vm_readv/writev`` fail with EPERM. Syscalls of another ABI (x32,
-  or i386 through ``int 0x80``) kill the process, since their numbers differ.
+  or i386 through ``int 0x80``) kill the process (SIGSYS), since their numbers differ.
+  tests/gateway/test_sandbox.py::test_jail_rules_hold_for_native_code checks each of these on
+  a native program under this jail, since no JS API reaches raw syscalls.
 - **rlimits**: RLIMIT_CPU (a CPU-seconds backstop behind the parent's wall-clock kill),
   RLIMIT_DATA (the memory cap: see below), RLIMIT_FSIZE (the largest file the code may write),
   RLIMIT_CORE 0, RLIMIT_NOFILE.

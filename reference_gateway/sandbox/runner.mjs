@@ -5,10 +5,11 @@
 // module that reaches nothing, and the scratch folder as the only host folder Python sees.
 //
 // Protocol (trusted side: the parent Python process):
-//   stdin  one JSON object, then EOF: {"code": str, "scratch": host path, "pyodide": dir path,
-//          "memory_mb": the Python heap's cap, named in a MemoryError}
+//   stdin  two JSON lines. First, at once: {"scratch": host path, "pyodide": dir path,
+//          "memory_mb": the Python heap's cap, named in a MemoryError}; then, once "ready" has
+//          been sent (a warm runner waits here, having run nothing yet): {"code": str}, EOF.
 //   stdout NDJSON frames, one per line:
-//     {"ready": true, "load_ms": n}      Pyodide is loaded; the code starts now
+//     {"ready": true, "load_ms": n}      Pyodide is loaded; send the code
 //     {"out": str}                        a piece of what Python wrote to stdout or stderr
 //     {"done": {"error": str|null, "display": str|null}}
 //                                         the cell ended; display is repr() of its last
@@ -17,7 +18,7 @@
 // Frames after "ready" could be forged by code that escaped into JS; the parent treats them as
 // no more trusted than the code's own output, which is all they can change.
 
-import { closeSync, constants as fsConstants, readFileSync, writeSync } from "node:fs";
+import { constants as fsConstants, writeSync } from "node:fs";
 
 // A frame's text stays under this so that a frame is always a short line for the parent's
 // reader (spawn.py FRAME_LINE_LIMIT_BYTES is 1 MiB; 6x JSON escaping of 16 KiB still fits).
@@ -52,8 +53,26 @@ process.binding = (name) => {
   throw new Error(`process.binding(${JSON.stringify(name)}) is not available in the sandbox`);
 };
 
-const job = JSON.parse(readFileSync(0, "utf8"));
-closeSync(0);
+// stdin, one JSON object per line (see the protocol above)
+const stdinLines = (async function* () {
+  let buffer = "";
+  for await (const chunk of process.stdin) {
+    buffer += chunk;
+    let end;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+    }
+  }
+  if (buffer) yield buffer;
+})();
+async function nextJob() {
+  const { value, done } = await stdinLines.next();
+  if (done) process.exit(0);  // the parent went away (or discarded a warm runner)
+  return JSON.parse(value);
+}
+process.stdin.setEncoding("utf8");
+const job = await nextJob();
 
 // 3. The `js` module Python sees: only timers (asyncio's loop needs them) and plain data
 // constructors; no process, require, fetch, import, eval. The default is globalThis.
@@ -182,9 +201,10 @@ process.on("uncaughtException", (e) => finish({ error: describeFatal(e), display
 process.on("unhandledRejection", (e) => finish({ error: describeFatal(e), display: null }));
 
 emit({ ready: true, load_ms: Math.round(performance.now() - started) });
+const { code } = await nextJob();
 let done;
 try {
-  done = JSON.parse(await runCell(job.code));
+  done = JSON.parse(await runCell(code));
 } catch (e) {
   done = { error: describeFatal(e), display: null };
 }

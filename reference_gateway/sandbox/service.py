@@ -72,7 +72,7 @@ def create_app(sandbox: CodeSandbox, *, max_timeout_s: float = DEFAULT_MAX_TIMEO
         try:
             yield
         finally:
-            sandbox.close()
+            await sandbox.aclose()
 
     return Starlette(routes=[Route("/execute", execute, methods=["POST"]),
                              Route("/health", health, methods=["GET"])],

@@ -4,11 +4,16 @@ Decisions:
 
 - **One process per cell, never reused.** After untrusted code has run in a process, nothing
   about it is trusted again (a module it patched, a file descriptor it opened, memory it
-  filled), so each call pays Pyodide's load (measured on this project's 2-core machine: about
-  1.5-2 s wall, 1.9 s CPU; the cell itself starts within milliseconds after). Concurrent cells
-  each get their own process and their own scratch folder; at most ``max_concurrency`` load at
-  once (default: one per CPU), the rest wait their turn without that wait counting against
-  their timeout.
+  filled), so each process runs exactly one cell and is then killed with its whole process
+  group, and its scratch folder removed. Loading Pyodide costs about 1.5 s wall and 2 s CPU on
+  this project's 2-core machine, so the sandbox keeps ``warm_processes`` (default 1) runners
+  loaded *before* any code reaches them: a runner that has run nothing holds nothing of
+  anyone's, and the next cell takes it (measured: 1.5 s for a cell without a warm runner,
+  16 ms with one) while its replacement loads. A warm runner was started for the sandbox's
+  default timeout; a cell asking for more gets a fresh process (RLIMIT_CPU is set at exec).
+  Concurrent cells each get their own process and scratch folder; at most ``max_concurrency``
+  run at once (default: one per CPU), the rest wait their turn without that wait counting
+  against their timeout.
 - **Layers, outermost first** (jail.py and runner.mjs say how each works):
   kernel: Landlock (file system, TCP, signals, ptrace), seccomp (no socket() at all, no
   io_uring, no ptrace), rlimits (RLIMIT_DATA memory cap, RLIMIT_CPU, RLIMIT_FSIZE), a new
@@ -23,8 +28,9 @@ Decisions:
   Each refusal is shown by tests/gateway/test_sandbox.py, and the kernel layers are shown
   against arbitrary JS too (a probe script run with the same jail and flags), since Node's
   permission model is, by Node's own documentation, no guarantee against malicious code.
-- **Time** is the parent's: the cell's timer starts when the runner says Pyodide is ready, so
-  a slow load on a busy machine does not eat the code's budget; loading has its own deadline.
+- **Time** is the parent's: the cell's timer starts when its code is sent to a loaded runner,
+  so a slow load on a busy machine does not eat the code's budget; loading has its own
+  deadline (STARTUP_TIMEOUT_S), past which the sandbox, not the code, has failed.
 - **Output** is counted here, in the parent, on what actually arrives: a cell (or JS it
   escaped into) cannot print past the cap, which cuts the logs and stops the cell.
 - Linux only: Landlock and seccomp are Linux interfaces. Without Landlock (kernel < 5.13, or
@@ -87,6 +93,9 @@ MAX_CODE_BYTES = 1024 * 1024
 # Node's OpenSSL reads /etc/ssl/openssl.cnf at start and exits when Landlock refuses it; an
 # empty config keeps /etc closed (the runner does no TLS: it has no network at all).
 EMPTY_OPENSSL_CONFIG = "/dev/null"
+# Loaded runners kept waiting for the next cell (each ~170 MB, no CPU while idle): one hides
+# Pyodide's load from a gateway that runs cells one after another; 0 loads per call.
+DEFAULT_WARM_PROCESSES = 1
 # Where the cell's files appear inside Python (OpenAI's path, see runner.mjs).
 SCRATCH_MOUNT = "/mnt/data"
 
@@ -202,7 +211,7 @@ class SpawnSandbox(CodeSandbox):
 
     def __init__(self, *, limits: SandboxLimits | None = None, scratch_root: str | None = None,
                  node: str | None = None, pyodide_dir: str | os.PathLike[str] | None = None,
-                 max_concurrency: int | None = None) -> None:
+                 max_concurrency: int | None = None, warm_processes: int | None = None) -> None:
         if not sys.platform.startswith("linux"):
             raise SandboxError(
                 "the spawn code sandbox needs Linux (Landlock and seccomp); use mode 'external'")
@@ -227,11 +236,14 @@ class SpawnSandbox(CodeSandbox):
         self._exec_paths = [self.node] + ([os.path.realpath(interpreter)] if interpreter else [])
         self._library_paths = _shared_libraries(self.node)
         self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        self.warm_processes = DEFAULT_WARM_PROCESSES if warm_processes is None else warm_processes
+        self._warm: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Task]] = (
+            weakref.WeakKeyDictionary())
         # one semaphore per event loop: an asyncio.Semaphore belongs to the loop it first
         # waited on, and a gateway's tests may drive one sandbox from several loops
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary())
-        self._live: set[asyncio.subprocess.Process] = set()
+        self._live: dict[asyncio.subprocess.Process, str] = {}  # process -> its scratch folder
         self._closed = False
         # tests only: run a probe script instead of runner.mjs, or leave a kernel layer off to
         # show that the probe would get through without it
@@ -308,37 +320,66 @@ class SpawnSandbox(CodeSandbox):
         if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
             return SandboxResult(logs="", error=f"CodeTooLarge: the cell is over {MAX_CODE_BYTES}"
                                  " bytes", timed_out=False, duration_s=0.0)
-        slots = self._slots.setdefault(asyncio.get_running_loop(),
-                                       asyncio.Semaphore(self.max_concurrency))
+        loop = asyncio.get_running_loop()
+        slots = self._slots.setdefault(loop, asyncio.Semaphore(self.max_concurrency))
         async with slots:
             started = time.monotonic()
-            scratch = tempfile.mkdtemp(prefix="cell-", dir=self.scratch_root)
+            cell = await self._take_loaded(loop, timeout)
             try:
-                logs, error, timed_out = await self._run_in(scratch, code, timeout)
+                logs, error, timed_out = await self._run_cell(cell, code, timeout)
             finally:
-                _remove_tree(scratch)
+                await cell.discard()
             return SandboxResult(logs=logs, error=error, timed_out=timed_out,
                                  duration_s=time.monotonic() - started)
 
-    async def _run_in(self, scratch: str, code: str, timeout: float
-                      ) -> tuple[str, str | None, bool]:
-        job = json.dumps({"code": code, "scratch": scratch, "pyodide": str(self.pyodide_dir),
-                          "memory_mb": self.limits.memory_mb}, ensure_ascii=True).encode()
+    async def _take_loaded(self, loop: asyncio.AbstractEventLoop, timeout: float) -> _Cell:
+        """A loaded process that has run nothing: a warm one when there is one, else a new one.
+
+        Taking a warm one starts its replacement, so the pool stays full while cells come.
+        """
+        warm = self._warm.setdefault(loop, [])
+        while warm:
+            task = warm.pop(0)
+            self._refill(loop)
+            try:
+                cell = await task
+            except SandboxError:
+                continue  # it failed to load: try the next, then a new one
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and not (current and current.cancelling()):
+                    continue  # close() cancelled that one, not us
+                raise
+            if cell.proc.returncode is None and cell.cpu_timeout_s >= timeout:
+                return cell
+            await cell.discard()  # died while idle, or its CPU limit is too short for this cell
+        cell = await self._start(timeout)
+        self._refill(loop)  # after this cell's own load, so that the two do not compete
+        return cell
+
+    def _refill(self, loop: asyncio.AbstractEventLoop) -> None:
+        warm = self._warm.setdefault(loop, [])
+        while not self._closed and len(warm) < self.warm_processes:
+            warm.append(loop.create_task(self._start(self.limits.timeout_s)))
+
+    async def _start(self, timeout: float) -> _Cell:
+        """Start one jailed runner in a new scratch folder and wait until Pyodide is loaded."""
+        scratch = tempfile.mkdtemp(prefix="cell-", dir=self.scratch_root)
+        setup = json.dumps({"scratch": scratch, "pyodide": str(self.pyodide_dir),
+                            "memory_mb": self.limits.memory_mb}).encode() + b"\n"
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(scratch, timeout_s=timeout), stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={},
                 start_new_session=True, limit=FRAME_LINE_LIMIT_BYTES)
         except OSError as exc:
+            _remove_tree(scratch)
             raise SandboxError(f"cannot start the code sandbox: {exc}") from None
-        self._live.add(proc)
-        stderr_task = asyncio.create_task(self._stderr_tail(proc))
-        logs = _Logs(self.limits.max_output_bytes)
+        cell = _Cell(self, proc, scratch, timeout)
         try:
             try:
-                proc.stdin.write(job)
+                proc.stdin.write(setup)
                 await proc.stdin.drain()
-                proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # it died at once; its stderr says why
             try:
@@ -350,36 +391,44 @@ class SpawnSandbox(CodeSandbox):
             if not ready:
                 self._kill(proc)
                 await proc.wait()
-                reason = (await stderr_task).strip().splitlines()
+                reason = (await cell.stderr).strip().splitlines()
                 raise SandboxError(
                     "the code sandbox could not start ("
                     f"{_signal_name(proc.returncode)}): "
                     f"{reason[-1][:STDERR_REASON_CHARS] if reason else 'no output'}")
-            try:
-                outcome = await asyncio.wait_for(self._until_done(proc, logs), timeout)
-            except TimeoutError:
-                return (logs.text(), (f"TimeoutError: the cell ran past its {timeout:g} s "
-                                      "limit and was stopped"), True)
-            if outcome == "overflow":
-                return (logs.text(), (f"OutputLimitExceeded: the cell's output passed "
-                                      f"{self.limits.max_output_bytes} bytes; it was cut there "
-                                      "and the cell was stopped"), False)
-            if isinstance(outcome, dict):
-                if outcome.get("display") is not None:
-                    logs.add(str(outcome["display"]))
-                error = outcome.get("error")
-                return logs.text(), (str(error) if error is not None else None), False
-            # The process ended without a result: name the limit that ended it.
-            self._kill(proc)
-            await proc.wait()
-            return (logs.text(), *self._crash_reason(proc.returncode, await stderr_task))
-        finally:
-            self._kill(proc)
-            if proc.returncode is None:
-                await proc.wait()
-            if not stderr_task.done():
-                stderr_task.cancel()
-            self._live.discard(proc)
+        except BaseException:
+            await cell.discard()
+            raise
+        return cell
+
+    async def _run_cell(self, cell: _Cell, code: str, timeout: float
+                        ) -> tuple[str, str | None, bool]:
+        proc = cell.proc
+        logs = _Logs(self.limits.max_output_bytes)
+        try:
+            proc.stdin.write(json.dumps({"code": code}, ensure_ascii=True).encode() + b"\n")
+            await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it died; reading its stdout finds the end, and its stderr says why
+        try:
+            outcome = await asyncio.wait_for(self._until_done(proc, logs), timeout)
+        except TimeoutError:
+            return (logs.text(), (f"TimeoutError: the cell ran past its {timeout:g} s "
+                                  "limit and was stopped"), True)
+        if outcome == "overflow":
+            return (logs.text(), (f"OutputLimitExceeded: the cell's output passed "
+                                  f"{self.limits.max_output_bytes} bytes; it was cut there "
+                                  "and the cell was stopped"), False)
+        if isinstance(outcome, dict):
+            if outcome.get("display") is not None:
+                logs.add(str(outcome["display"]))
+            error = outcome.get("error")
+            return logs.text(), (str(error) if error is not None else None), False
+        # The process ended without a result: name the limit that ended it.
+        self._kill(proc)
+        await proc.wait()
+        return (logs.text(), *self._crash_reason(proc.returncode, await cell.stderr))
 
     async def _until_ready(self, proc: asyncio.subprocess.Process) -> bool:
         while True:
@@ -449,6 +498,43 @@ class SpawnSandbox(CodeSandbox):
             pass
 
     def close(self) -> None:
+        """Kill every process (running or warm) and remove their scratch folders, now."""
         self._closed = True
-        for proc in list(self._live):
+        for tasks in list(self._warm.values()):
+            for task in tasks:
+                task.cancel()
+        for proc, scratch in list(self._live.items()):
             self._kill(proc)
+            _remove_tree(scratch)
+
+    async def aclose(self) -> None:
+        """``close()``, then wait until the processes of this event loop are reaped."""
+        self.close()
+        tasks = self._warm.pop(asyncio.get_running_loop(), [])
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is None:
+                await task.result().discard()
+
+
+class _Cell:
+    """One runner process and its scratch folder, used for exactly one cell, then discarded."""
+
+    def __init__(self, sandbox: SpawnSandbox, proc: asyncio.subprocess.Process, scratch: str,
+                 cpu_timeout_s: float) -> None:
+        self.sandbox, self.proc, self.scratch = sandbox, proc, scratch
+        self.cpu_timeout_s = cpu_timeout_s  # the longest cell its RLIMIT_CPU was set for
+        self.stderr = asyncio.ensure_future(sandbox._stderr_tail(proc))
+        sandbox._live[proc] = scratch
+
+    async def discard(self) -> None:
+        """Kill the whole process group, reap it, and remove the scratch folder."""
+        self.sandbox._kill(self.proc)
+        try:
+            if self.proc.returncode is None:
+                await self.proc.wait()
+        finally:
+            if not self.stderr.done():
+                self.stderr.cancel()
+            self.sandbox._live.pop(self.proc, None)
+            _remove_tree(self.scratch)

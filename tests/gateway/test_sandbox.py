@@ -55,10 +55,11 @@ def _spawn(**kwargs) -> SpawnSandbox:
 
 
 @pytest.fixture
-def sandbox(tmp_path):
-    sb = _spawn(scratch_root=str(tmp_path / "scratch"))
+async def sandbox(tmp_path):
+    sb = _spawn(scratch_root=str(tmp_path / "scratch"))  # with its default warm process
     yield sb
-    sb.close()
+    await sb.aclose()
+    assert list((tmp_path / "scratch").iterdir()) == []  # every cell's folder is removed
 
 
 class Listener:
@@ -154,7 +155,7 @@ async def test_interpreter_ends_are_errors_not_crashes(sandbox):
         sandbox.run("import os\nprint('x')\nos._exit(3)"),
         sandbox.run("import os\nos._exit(0)"),
         # past CPython's guard, the Wasm stack overflows: Pyodide's fatal error, not a hang
-        sandbox.run("import sys\nsys.setrecursionlimit(10**6)\ndef f(n): return f(n+1)\nf(0)"),
+        sandbox.run("import sys\nsys.setrecursionlimit(30000)\ndef f(n): return f(n+1)\nf(0)"),
         sandbox.run("input()"))
     assert (hard_exit.logs, hard_exit.error) == ("x\n", "SystemExit: 3 (the cell called os._exit)")
     assert hard_exit_ok.error is None
@@ -184,6 +185,17 @@ async def test_nothing_carries_over_between_cells(sandbox):
                                "getattr(json, 'marker', None), os.listdir('/mnt/data'), "
                                "'global_value' in globals()")
     assert second.logs == "(None, [], False)"
+
+
+async def test_a_warm_runner_serves_the_next_cell_fresh(sandbox, spawned):
+    first = await sandbox.run("import sys\nsys.marker = 1\nprint('one')")
+    assert len(spawned) == 2  # the cell's process, then a warm one loading for the next cell
+    second = await sandbox.run("import sys\nhasattr(sys, 'marker')")
+    assert (first.logs, second.logs) == ("one\n", "False")
+    assert len(spawned) == 3  # the second cell took the warm one, and its replacement started
+    for pid in spawned[:2]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # both used processes are gone: none runs two cells
 
 
 # --- network ---------------------------------------------------------------------------------
@@ -348,8 +360,8 @@ print("scratch listing:", sorted(os.listdir("/mnt/data")))
     # plain file of the scratch folder; what matters is on the host side: nothing outside.
     assert list(outside.iterdir()) == []
     assert not Path("/tmp/in-memory.txt").exists()
-    # the scratch folder is removed after the cell
-    assert list((tmp_path / "scratch").iterdir()) == []
+    # the cell's scratch folder is removed after the cell (a warm runner may have its own)
+    assert list((tmp_path / "scratch").glob("*/ok.txt")) == []
 
 
 async def test_concurrent_cells_do_not_see_each_others_files(sandbox):
@@ -412,7 +424,7 @@ async def test_endless_loop_is_killed_at_its_limit(sandbox, spawned):
     assert result.error.startswith("TimeoutError") and "2 s" in result.error
     assert result.logs == "started\n"  # what it printed before the limit is kept
     assert 2 <= result.duration_s < 2 + LOAD_MARGIN_S
-    (pid,) = spawned
+    pid = spawned[0]  # the cell's own process; a warm one for the next cell follows
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # gone and reaped
     assert _session_members(pid) == []  # and nothing of its process group is left
@@ -421,7 +433,7 @@ async def test_endless_loop_is_killed_at_its_limit(sandbox, spawned):
 async def test_cpu_rlimit_backs_up_the_wall_clock(tmp_path):
     # With the wall-clock kill out of the way (a long timeout), RLIMIT_CPU alone stops a loop:
     # jail.py sets it to the cell's timeout + STARTUP_CPU_S.
-    sb = _spawn(scratch_root=str(tmp_path), limits=SandboxLimits(timeout_s=1))
+    sb = _spawn(scratch_root=str(tmp_path), limits=SandboxLimits(timeout_s=1), warm_processes=0)
     sb.cpu_limit_s = lambda timeout_s: 6  # loading takes ~2 s of CPU, the loop the rest
     started = time.monotonic()
     result = await sb.run("while True:\n    pass", timeout_s=60)
@@ -442,7 +454,7 @@ async def test_memory_is_capped_with_a_clear_error(sandbox):
 
 
 async def test_memory_cap_follows_the_limit(tmp_path):
-    sb = _spawn(scratch_root=str(tmp_path), limits=SandboxLimits(memory_mb=256))
+    sb = _spawn(scratch_root=str(tmp_path), limits=SandboxLimits(memory_mb=256), warm_processes=0)
     result = await sb.run("chunks = []\ntry:\n    for i in range(40):\n"
                           "        chunks.append(bytearray(10 * 1024 * 1024))\n"
                           "except MemoryError:\n    pass\nlen(chunks) * 10", timeout_s=20)
@@ -461,7 +473,8 @@ async def test_output_is_cut_at_the_cap(sandbox):
 
 
 async def test_file_size_is_capped(tmp_path):
-    sb = _spawn(scratch_root=str(tmp_path), limits=SandboxLimits(max_file_bytes=1024 * 1024))
+    sb = _spawn(scratch_root=str(tmp_path), limits=SandboxLimits(max_file_bytes=1024 * 1024),
+                warm_processes=0)
     result = await sb.run("open('/mnt/data/big', 'wb').write(b'x' * (4 * 1024 * 1024))")
     assert result.error is not None and "File too large" in result.error, result.logs
 
@@ -475,9 +488,10 @@ import dgram from "node:dgram";
 import child_process from "node:child_process";
 import { Worker } from "node:worker_threads";
 
-const job = JSON.parse(fs.readFileSync(0, "utf8"));
-const args = JSON.parse(job.code);
+// the runner's protocol (runner.mjs): a setup line, "ready", then the code line and EOF
 fs.writeSync(1, JSON.stringify({ ready: true }) + "\n");
+const [job, cell] = fs.readFileSync(0, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const args = JSON.parse(cell.code);
 const results = {};
 async function attempt(name, fn) {
   try { results[name] = "ALLOWED " + String(await fn()).slice(0, 80); }
@@ -552,7 +566,8 @@ async def _probe(tmp_path: Path, listener: Listener, *, landlock=True, seccomp=T
     unix = socket.socket(socket.AF_UNIX)
     unix.bind(unix_path)
     unix.listen(1)
-    sb = _spawn(scratch_root=str(tmp_path / "scratch"), limits=SandboxLimits(memory_mb=512))
+    sb = _spawn(scratch_root=str(tmp_path / "scratch"), limits=SandboxLimits(memory_mb=512),
+                warm_processes=0)
     sb._script = probe
     sb._landlock, sb._seccomp = landlock, seccomp
     if not node_permissions:
@@ -720,3 +735,75 @@ async def test_service_refuses_bad_requests(service):
     sb = ExternalSandbox(service)
     with pytest.raises(SandboxError, match="answered 400"):
         await sb.run("1", timeout_s=3600)
+
+
+# --- the jail's kernel rules, checked directly on a native process ---------------------------
+
+JAIL_CHECK = r"""
+import ctypes, errno, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, *args):
+    ctypes.set_errno(0)
+    rc = libc.syscall(*args)
+    print(name, rc, errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno()), flush=True)
+for family in ("AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"):
+    try:
+        socket.socket(getattr(socket, family), socket.SOCK_DGRAM if family == "AF_NETLINK"
+                      else socket.SOCK_STREAM)
+        print("socket", family, "ALLOWED", flush=True)
+    except OSError as exc:
+        print("socket", family, errno.errorcode[exc.errno], flush=True)
+call("ptrace", 101, 16, os.getppid(), 0, 0)              # PTRACE_ATTACH the parent
+call("io_uring_setup", 425, 8, ctypes.create_string_buffer(120))
+call("process_vm_readv", 310, os.getppid(), 0, 0, 0, 0, 0)
+for path in sys.argv[1:]:
+    try:
+        open(path).read(1)
+        print("read", path, "ALLOWED", flush=True)
+    except OSError as exc:
+        print("read", path, errno.errorcode[exc.errno], flush=True)
+print("x32", flush=True)
+libc.syscall(0x40000000 | 39)                             # getpid through the x32 ABI
+print("x32 survived", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the check uses x86_64 numbers")
+def test_jail_rules_hold_for_native_code(tmp_path):
+    # What no JS API can reach (raw syscalls) is checked on a native program, CPython, under
+    # the same jail.py: seccomp's refusals, Landlock's file rules, and the foreign-ABI kill.
+    sb = _spawn(scratch_root=str(tmp_path), warm_processes=0)
+    import _ctypes
+    import _socket
+
+    libraries = set()
+    for binary in (sys.executable, _ctypes.__file__, getattr(_socket, "__file__", None)):
+        if binary:
+            libraries |= set(spawn_module._shared_libraries(os.path.realpath(binary)))
+    prefix_reads = sorted({sys.base_prefix, sys.prefix,
+                           os.path.dirname(os.path.realpath(sys.executable))} | libraries)
+    interpreter = spawn_module._elf_interpreter(os.path.realpath(sys.executable))
+    jail = [sys.executable, "-I", "-S", str(spawn_module.JAIL_SCRIPT), "--cpu-s", "20",
+            "--data-bytes", str(512 << 20), "--fsize-bytes", str(1 << 20), "--nofile", "64",
+            "--rw", str(tmp_path)]
+    for path in prefix_reads:
+        jail += ["--read", path]
+    jail += ["--exec", os.path.realpath(sys.executable)]
+    if interpreter:
+        jail += ["--exec", os.path.realpath(interpreter)]
+    own = tmp_path / "own.txt"
+    own.write_text("mine")
+    run = subprocess.run(jail + ["--", os.path.realpath(sys.executable), "-I", "-S", "-c",
+                                 JAIL_CHECK, "/etc/passwd", str(PROJECT_FILE), str(own)],
+                         capture_output=True, text=True, timeout=30, env={}, check=False)
+    out = run.stdout
+    assert sb.landlock_abi >= 1
+    for family in ("AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"):
+        assert f"socket {family} EACCES" in out, out + run.stderr
+    assert "ptrace -1 EPERM" in out
+    assert "io_uring_setup -1 ENOSYS" in out
+    assert "process_vm_readv -1 EPERM" in out
+    assert "read /etc/passwd EACCES" in out and f"read {PROJECT_FILE} EACCES" in out
+    assert f"read {own} ALLOWED" in out  # the --rw folder only
+    assert "x32\n" in out and "x32 survived" not in out
+    assert run.returncode == -signal.SIGSYS  # killed by the filter, not an error return
