@@ -92,8 +92,12 @@ function writer(stream) {
   return {
     write(bytes) {
       const text = decoders[stream].decode(bytes, { stream: true });
-      for (let i = 0; i < text.length; i += OUT_CHUNK_CHARS) {
-        emit({ out: text.slice(i, i + OUT_CHUNK_CHARS) });
+      for (let i = 0; i < text.length;) {
+        let end = Math.min(i + OUT_CHUNK_CHARS, text.length);
+        const last = text.charCodeAt(end - 1);
+        if (end < text.length && last >= 0xd800 && last <= 0xdbff) end += 1;  // keep pairs whole
+        emit({ out: text.slice(i, end) });
+        i = end;
       }
       return bytes.length;
     },

@@ -163,6 +163,13 @@ async def test_interpreter_ends_are_errors_not_crashes(sandbox):
     assert no_stdin.error == "EOFError: EOF when reading a line"
 
 
+async def test_output_keeps_its_characters_whole(sandbox):
+    # 20,000 emoji after one ASCII char: the runner's 16 Ki-char frames would end mid-pair
+    result = await sandbox.run("print('x' + '\\U0001F600' * 20000, end='')\nprint(' é')")
+    assert result.logs == "x" + "\U0001F600" * 20000 + " é\n"
+    result.logs.encode("utf-8")  # strict: no lone surrogates
+
+
 async def test_stdlib_and_top_level_await_work(sandbox):
     result = await sandbox.run(
         "import asyncio, json, csv, io, re, statistics, datetime, random, math, pathlib\n"
