@@ -18,6 +18,7 @@ from dataclasses import asdict
 from .contract import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_SCRATCH_BYTES,
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     SandboxError,
@@ -50,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB)
         cmd.add_argument("--max-output-bytes", type=int, default=DEFAULT_MAX_OUTPUT_BYTES)
         cmd.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES)
+        cmd.add_argument("--max-scratch-bytes", type=int, default=DEFAULT_MAX_SCRATCH_BYTES)
     return p
 
 
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         limits = SandboxLimits(timeout_s=args.timeout_s, memory_mb=args.memory_mb,
                                max_output_bytes=args.max_output_bytes,
-                               max_file_bytes=args.max_file_bytes)
+                               max_file_bytes=args.max_file_bytes,
+                               max_scratch_bytes=args.max_scratch_bytes)
         sandbox = SpawnSandbox(limits=limits, scratch_root=args.scratch_root)
     except SandboxError as exc:
         print(f"python -m reference_gateway.sandbox: {exc}", file=sys.stderr)

@@ -37,6 +37,9 @@ DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 # The largest single file a cell may write under /mnt/data (RLIMIT_FSIZE). OpenAI accepts
 # uploads up to 512 MB; a scratch file for one cell is capped well below the machine's disk.
 DEFAULT_MAX_FILE_BYTES = 128 * 1024 * 1024
+# All of a cell's files together (spawn.py checks the folder four times a second): OpenAI's
+# per-file upload limit of 512 MB, here for the whole scratch folder of one cell.
+DEFAULT_MAX_SCRATCH_BYTES = 512 * 1024 * 1024
 
 
 class SandboxError(RuntimeError):
@@ -51,6 +54,7 @@ class SandboxLimits:
     memory_mb: int = DEFAULT_MEMORY_MB
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_scratch_bytes: int = DEFAULT_MAX_SCRATCH_BYTES
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
@@ -59,8 +63,9 @@ class SandboxLimits:
             raise SandboxError(
                 f"sandbox memory_mb must be within 64..{MAX_MEMORY_MB} (32-bit Wasm), "
                 f"got {self.memory_mb}")
-        if self.max_output_bytes < 1 or self.max_file_bytes < 1:
-            raise SandboxError("sandbox max_output_bytes and max_file_bytes must be >= 1")
+        if min(self.max_output_bytes, self.max_file_bytes, self.max_scratch_bytes) < 1:
+            raise SandboxError(
+                "sandbox max_output_bytes, max_file_bytes and max_scratch_bytes must be >= 1")
 
 
 @dataclass(frozen=True)

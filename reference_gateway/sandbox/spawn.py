@@ -96,6 +96,12 @@ EMPTY_OPENSSL_CONFIG = "/dev/null"
 # Loaded runners kept waiting for the next cell (each ~170 MB, no CPU while idle): one hides
 # Pyodide's load from a gateway that runs cells one after another; 0 loads per call.
 DEFAULT_WARM_PROCESSES = 1
+# The scratch folder's total is checked this often while a cell runs (the kernel caps each
+# file at once, RLIMIT_FSIZE; the total can overshoot by what is written in one interval).
+SCRATCH_CHECK_INTERVAL_S = 0.25
+# Files and folders a cell may leave under /mnt/data: bounds the check's walk, and the inodes
+# a cell can take from the host's disk.
+MAX_SCRATCH_ENTRIES = 10_000
 # Where the cell's files appear inside Python (OpenAI's path, see runner.mjs).
 SCRATCH_MOUNT = "/mnt/data"
 
@@ -178,6 +184,28 @@ def _remove_tree(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=_retry_writable)
+
+
+def _scratch_over(root: str, *, max_bytes: int) -> bool:
+    """Whether the folder's files add up past ``max_bytes`` or MAX_SCRATCH_ENTRIES entries."""
+    total = entries = 0
+    stack = [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    if entries > MAX_SCRATCH_ENTRIES:
+                        return True
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if total > max_bytes:
+                            return True
+        except OSError:
+            continue
+    return False
 
 
 class _Logs:
@@ -411,9 +439,21 @@ class SpawnSandbox(CodeSandbox):
             proc.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             pass  # it died; reading its stdout finds the end, and its stderr says why
+        reading = asyncio.ensure_future(self._until_done(proc, logs))
+        watching = asyncio.ensure_future(self._watch_scratch(cell.scratch))
         try:
-            outcome = await asyncio.wait_for(self._until_done(proc, logs), timeout)
-        except TimeoutError:
+            finished, _ = await asyncio.wait({reading, watching}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, watching):
+                task.cancel()
+        if reading in finished:
+            outcome = reading.result()
+        elif watching in finished:
+            return (logs.text(), (f"ScratchFull: the files under {SCRATCH_MOUNT} passed "
+                                  f"{self.limits.max_scratch_bytes} bytes or "
+                                  f"{MAX_SCRATCH_ENTRIES} entries; the cell was stopped"), False)
+        else:
             return (logs.text(), (f"TimeoutError: the cell ran past its {timeout:g} s "
                                   "limit and was stopped"), True)
         if outcome == "overflow":
@@ -429,6 +469,13 @@ class SpawnSandbox(CodeSandbox):
         self._kill(proc)
         await proc.wait()
         return (logs.text(), *self._crash_reason(proc.returncode, await cell.stderr))
+
+    async def _watch_scratch(self, scratch: str) -> None:
+        """Return once the scratch folder holds too much (RLIMIT_FSIZE bounds one file only)."""
+        while True:
+            await asyncio.sleep(SCRATCH_CHECK_INTERVAL_S)
+            if _scratch_over(scratch, max_bytes=self.limits.max_scratch_bytes):
+                return
 
     async def _until_ready(self, proc: asyncio.subprocess.Process) -> bool:
         while True:

@@ -486,6 +486,22 @@ async def test_file_size_is_capped(tmp_path):
     assert result.error is not None and "File too large" in result.error, result.logs
 
 
+async def test_scratch_folder_total_is_capped(tmp_path, monkeypatch):
+    limits = SandboxLimits(max_file_bytes=2 * 1024 * 1024, max_scratch_bytes=4 * 1024 * 1024)
+    sb = _spawn(scratch_root=str(tmp_path), limits=limits, warm_processes=0)
+    many_bytes = await sb.run("import time\nfor i in range(8):\n"
+                              "    open(f'/mnt/data/f{i}', 'wb').write(b'x' * (1024 * 1024))\n"
+                              "print('wrote all')\ntime.sleep(5)", timeout_s=15)
+    assert many_bytes.error.startswith("ScratchFull"), many_bytes
+    monkeypatch.setattr(spawn_module, "MAX_SCRATCH_ENTRIES", 200)
+    many_files = await sb.run("import time\nfor i in range(1000):\n"
+                              "    open(f'/mnt/data/e{i}', 'w').close()\ntime.sleep(5)",
+                              timeout_s=15)
+    assert many_files.error.startswith("ScratchFull"), many_files
+    assert not many_bytes.timed_out and not many_files.timed_out
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- arbitrary JS under the same jail: the kernel layers hold on their own --------------------
 
 PROBE = r"""
