@@ -366,9 +366,8 @@ class SpawnSandbox(CodeSandbox):
         Taking a warm one starts its replacement, so the pool stays full while cells come.
         """
         warm = self._warm.setdefault(loop, [])
-        while warm:
+        for _ in range(len(warm)):  # the ones there now: a failing refill must not loop here
             task = warm.pop(0)
-            self._refill(loop)
             try:
                 cell = await task
             except SandboxError:
@@ -378,9 +377,14 @@ class SpawnSandbox(CodeSandbox):
                 if task.cancelled() and not (current and current.cancelling()):
                     continue  # close() cancelled that one, not us
                 raise
-            if cell.proc.returncode is None and cell.cpu_timeout_s >= timeout:
-                return cell
-            await cell.discard()  # died while idle, or its CPU limit is too short for this cell
+            if cell.proc.returncode is not None:
+                await cell.discard()  # died while idle
+                continue
+            if cell.cpu_timeout_s < timeout:
+                warm.append(task)  # its CPU limit is too short for this cell: keep it for the next
+                break
+            self._refill(loop)  # its replacement loads while this cell runs
+            return cell
         cell = await self._start(timeout)
         self._refill(loop)  # after this cell's own load, so that the two do not compete
         return cell

@@ -205,6 +205,15 @@ async def test_a_warm_runner_serves_the_next_cell_fresh(sandbox, spawned):
             os.kill(pid, 0)  # both used processes are gone: none runs two cells
 
 
+async def test_a_broken_install_fails_each_call_without_looping(sandbox, monkeypatch):
+    assert (await sandbox.run("1")).logs == "1"  # a warm runner now loads for the next cell
+    monkeypatch.setattr(sandbox, "pyodide_dir", sandbox.pyodide_dir.parent / "gone")
+    # the warm runner, started before the break, still serves one cell; its replacement fails
+    assert (await asyncio.wait_for(sandbox.run("2"), 30)).logs == "2"
+    with pytest.raises(SandboxError, match="could not start"):
+        await asyncio.wait_for(sandbox.run("3"), 30)  # the failed warm one, then a fresh one
+
+
 # --- network ---------------------------------------------------------------------------------
 
 
