@@ -329,3 +329,63 @@ def test_allowlist_prefixes_compare_normalized():
     assert config.url_allowed("http://127.0.0.1:8000/mcp")
     assert not config.url_allowed("http://127.0.0.1:8001/mcp")
     assert not config.url_allowed("file:///etc/passwd")
+
+
+# -- code_interpreter through the whole flow (the sandbox's own escape tests: test_sandbox.py) --
+
+@pytest.fixture(scope="module")
+def coding(target):
+    """A gateway that runs code_interpreter in the spawned Pyodide sandbox."""
+    import os
+
+    from reference_gateway.sandbox import SandboxError
+
+    try:
+        server = start_gateway(GatewayConfig(upstream_url=target.upstream.base_url, code_interpreter="spawn"))
+    except SandboxError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the code sandbox must run under CI: {exc}")
+        pytest.skip(f"code sandbox not available here: {exc}")
+    with httpx.Client(base_url=server.base_url, timeout=60.0) as c:
+        yield c
+    server.close()
+
+
+def run_code(client: httpx.Client, code: str, *, include: bool = True) -> tuple[list[dict], dict]:
+    body = {"model": "mock-1", "input": f"Run this:\n```python\n{code}\n```\n",
+            "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}],
+            "tool_choice": {"type": "code_interpreter"}}
+    if include:
+        body["include"] = ["code_interpreter_call.outputs"]
+    return streamed(client, body)
+
+
+def test_code_runs_and_streams_in_openai_order(coding):
+    events, response = run_code(coding, "x = 6 * 7\nprint(x)\nx + 1")
+    call, = items(response, "code_interpreter_call")
+    assert call["code"] == "x = 6 * 7\nprint(x)\nx + 1\n"
+    assert call["outputs"] == [{"type": "logs", "logs": "42\n43"}]
+    assert call["status"] == "completed" and call["container_id"].startswith("cntr_")
+    phases = [e["type"] for e in events if e["type"].startswith("response.code_interpreter_call")]
+    assert phases[0] == "response.code_interpreter_call.in_progress"
+    assert phases[-3:] == ["response.code_interpreter_call_code.done", "response.code_interpreter_call.interpreting",
+                           "response.code_interpreter_call.completed"]
+    assert "".join(e["delta"] for e in events if e["type"] == "response.code_interpreter_call_code.delta") \
+        == call["code"]
+    _, plain = run_code(coding, "print(1)", include=False)
+    assert items(plain, "code_interpreter_call")[0]["outputs"] is None
+
+
+@pytest.mark.parametrize("attempt, refused", [
+    ("print(open('/etc/passwd').read())", ("PermissionError", "FileNotFoundError")),
+    ("import socket; socket.create_connection(('127.0.0.1', 80), timeout=2)", ("Error",)),
+    ("import js; print(js.process.env)", ("Error",)),
+])
+def test_escape_attempts_through_the_gateway_are_refused(coding, attempt, refused):
+    """What a model (or a prompt injection) writes runs sandboxed: the call completes with the
+    refusal in its logs, and the response goes on."""
+    _, response = run_code(coding, attempt)
+    call, = items(response, "code_interpreter_call")
+    logs = call["outputs"][0]["logs"]
+    assert call["status"] == "completed" and any(word in logs for word in refused), logs
+    assert "root:" not in logs and response["status"] == "completed"
