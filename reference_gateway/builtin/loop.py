@@ -389,7 +389,10 @@ class ToolLoop:
     async def _search(self, arguments: str, outcome: list[str]) -> AsyncIterator[dict]:
         query = _argument(arguments, "query")
         profile = self.builtins.web_search
-        item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress"}
+        # The action is known before the search runs; the SDK's type requires it on every item
+        # (OpenAI's wire omits it on output_item.added, which the openai profile tolerates).
+        item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress",
+                "action": {"type": "search", "query": query}}
         for event in self.emitter.open_item(item):
             yield event
         yield self.emitter.item_event("response.web_search_call.in_progress")
