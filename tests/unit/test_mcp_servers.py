@@ -309,6 +309,9 @@ def test_main_serves_by_hand_until_interrupted():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored:
+        # give the child the default disposition, as a terminal would (CI may run us in one).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     killer = threading.Timer(SUBPROCESS_DEADLINE_S, proc.kill)  # a hung child cannot hang the test
     killer.start()
