@@ -194,6 +194,7 @@ class ToolLoop:
                 raise APIError(502, translate.disallowed_message(disallowed), code="tool_not_allowed")
             hosted_calls = [(c, k) for c, k in zip(calls, kinds) if k[0] != "function"]
             if not hosted_calls or finish_reason == "length":
+                self.emitter.keep_calls(functions)  # a hosted call cut off is not run, nor shown as a function
                 break
             for event in self.emitter.close_turn():
                 yield event

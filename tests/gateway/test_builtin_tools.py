@@ -389,3 +389,16 @@ def test_escape_attempts_through_the_gateway_are_refused(coding, attempt, refuse
     logs = call["outputs"][0]["logs"]
     assert call["status"] == "completed" and any(word in logs for word in refused), logs
     assert "root:" not in logs and response["status"] == "completed"
+
+
+def test_a_hosted_call_cut_off_by_the_token_budget_is_not_run(http, search_server):
+    """The model ran out of tokens mid-call (finish_reason length): the call is neither run nor
+    handed to the client as a function call under its internal name."""
+    before = len(search_server.calls)
+    r = http.post("/responses", json={"model": "mock-1", "input": "search " + "very long query " * 12,
+                                      "max_output_tokens": 16, "tools": [{"type": "web_search"}],
+                                      "tool_choice": {"type": "web_search_preview"}})
+    body = r.json()
+    assert body["status"] == "incomplete", body
+    assert [i["type"] for i in body["output"]] == ["message"]
+    assert len(search_server.calls) == before
