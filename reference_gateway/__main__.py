@@ -96,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
                    help="serve web_search tools with this webSearchProfiles entry of --mcp-config")
     p.add_argument("--tool-loop-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="deadline of one response's whole tool loop (default: 300)")
+    # -- upstreams (issue 8)
+    p.add_argument("--routes", metavar="FILE",
+                   help="several upstreams routed by model (JSON: upstreams with url/api_key_env/api_kind, "
+                   "routes by model or prefix; reference_gateway/routing.py); replaces --upstream")
+    p.add_argument("--upstream-api-kind", choices=("chat_completions", "responses"), default="chat_completions",
+                   help="what --upstream speaks: chat completions (default) or a native /v1/responses, in front "
+                   "of which the gateway keeps store, previous_response_id, GET and built-in tools (native.py)")
     return p
 
 
@@ -107,8 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     from reference_gateway.app import create_app
     from reference_gateway.launch import start_mock_upstream
 
+    from reference_gateway.routing import RoutesError, read_routes
+
+    routes = None
+    if args.routes:
+        if args.upstream:
+            p.error("give --routes or --upstream, not both")
+        try:
+            routes = read_routes(args.routes)
+        except RoutesError as exc:
+            p.error(str(exc))
     mock = None
-    upstream_url = args.upstream
+    upstream_url = args.upstream or (next(iter(routes.upstreams.values())).url if routes else None)
     if upstream_url is None:
         mock = start_mock_upstream(host="127.0.0.1")
         upstream_url = mock.base_url
@@ -140,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 code_interpreter_url=args.code_interpreter_url,
                 web_search_profile=args.web_search_profile,
                 tool_loop_timeout_s=args.tool_loop_timeout,
+                routes=routes,
+                upstream_api_kind=args.upstream_api_kind,
             )
         except ValueError as exc:
             p.error(str(exc))
@@ -147,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             from reference_gateway.readiness import UpstreamNotReady, wait_for_upstream
 
             try:
-                wait_for_upstream(config.upstream_url, api_key=config.upstream_api_key,
-                                  wait_s=config.upstream_wait_s, interval_s=config.upstream_poll_interval_s,
-                                  notify=lambda line: print(line, file=sys.stderr))
+                for spec in config.upstream_specs:
+                    wait_for_upstream(spec.url, api_key=spec.api_key,
+                                      wait_s=config.upstream_wait_s, interval_s=config.upstream_poll_interval_s,
+                                      notify=lambda line: print(line, file=sys.stderr))
             except UpstreamNotReady as exc:
                 p.exit(2, f"{p.prog}: {exc}\n")
         print(f"reference gateway on http://{args.host}:{args.port}/v1 -> {upstream_url}", file=sys.stderr)

@@ -22,6 +22,7 @@ existed, by status, code and message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -37,7 +38,7 @@ from starlette.routing import Route
 
 from reference_gateway import translate
 from reference_gateway.background import BackgroundRunner
-from reference_gateway.config import GatewayConfig
+from reference_gateway.config import DEFAULT_UPSTREAM, GatewayConfig
 from reference_gateway.emitter import Emitter
 from reference_gateway.errors import APIError
 from reference_gateway.params import CreateRequest, parse_create
@@ -124,7 +125,9 @@ def create_app(config: GatewayConfig) -> Starlette:
     keyring = Keyring(config.api_keys)
     store = open_store(config.store_location)
     background = BackgroundRunner(store, orphan_after_s=config.orphan_after_s)
-    upstream: Upstream | None = None  # created on the server's event loop, in lifespan
+    upstreams: dict[str, Upstream] = {}  # created on the server's event loop, in lifespan (routing.py)
+    if any(spec.api_kind == "responses" for spec in config.upstream_specs):
+        raise ValueError("upstream api kind 'responses' is not built yet")  # native.py lands next
     sandbox = open_code_sandbox(config)
     builtins = Builtins(
         config=config.builtin, mcp=McpClient(), sandbox=sandbox,
@@ -133,14 +136,16 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal upstream
-        upstream = Upstream(config)
+        for spec in config.upstream_specs:
+            upstreams[spec.name] = Upstream(dataclasses.replace(config, upstream_url=spec.url,
+                                                                upstream_api_key=spec.api_key, routes=None))
         background.watch()  # this process's lease in the store, and the orphan sweep
         try:
             yield
         finally:
             await background.shutdown()
-            await upstream.aclose()
+            for one in upstreams.values():
+                await one.aclose()
             if sandbox is not None:
                 sandbox.close()
             store.close()
@@ -166,8 +171,19 @@ def create_app(config: GatewayConfig) -> Starlette:
             )
         return previous.context + previous.body["output"] + list(req.input_items)
 
+    def route(model: str) -> Upstream:
+        """The upstream serving ``model`` (routing.py); 404 ``model_not_found`` when none does."""
+        if config.routes is None:
+            return upstreams[DEFAULT_UPSTREAM]
+        spec = config.routes.upstream_for(model)
+        if spec is None:
+            raise APIError(404, f"The model '{model}' does not exist or you do not have access to it.",
+                           param="model", code="model_not_found")
+        return upstreams[spec.name]
+
     async def create(request: Request) -> Response:
         req = parse_create(await read_json(request, config.max_body_bytes))
+        upstream = route(req.model)
         context = conversation(req, tenant(request))
         hosted = hosted_tools(req.tools.tools, [t["name"] for t in req.tools.functions], config=builtins.config,
                               code_interpreter=builtins.sandbox is not None,
@@ -321,7 +337,27 @@ def create_app(config: GatewayConfig) -> Starlette:
         if config.models:
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "reference-gateway"} for m in config.models]
             return JSONResponse({"object": "list", "data": data})
-        return JSONResponse(await upstream.models())
+        if config.routes is None:
+            return JSONResponse(await upstreams[DEFAULT_UPSTREAM].models())
+        return JSONResponse(await union_of_models())
+
+    async def union_of_models() -> dict:
+        """Every model some route sends to the upstream that lists it, plus the exact route names."""
+        data: dict[str, dict] = {}
+        for name, one in upstreams.items():
+            try:
+                listed = (await one.models()).get("data") or []
+            except APIError as exc:
+                log.warning("upstream %s left out of /v1/models: %s", name, exc.message)
+                continue
+            for model in listed:
+                if isinstance(model, dict) and isinstance(model.get("id"), str) \
+                        and config.routes.routes_to(model["id"], name):
+                    data.setdefault(model["id"], model)
+        for rule in config.routes.routes:
+            if rule.model is not None:
+                data.setdefault(rule.model, {"id": rule.model, "object": "model", "created": 0, "owned_by": rule.upstream})
+        return {"object": "list", "data": list(data.values())}
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reference_gateway.builtin.config import BuiltinConfig
+from reference_gateway.routing import API_KINDS, Routes, UpstreamSpec
+
+# The name of the one upstream of a gateway without --routes.
+DEFAULT_UPSTREAM = "default"
 
 # ``code_interpreter``: where Python runs (reference_gateway/sandbox/). "auto": spawn the
 # Pyodide sandbox when it is installed (scripts/install-pyodide.sh), else none.
@@ -67,6 +71,9 @@ class GatewayConfig:
     code_interpreter_url: str | None = None  # the sandbox service, for "external"
     web_search_profile: str | None = None  # a name of builtin.web_search_profiles
     tool_loop_timeout_s: float = 300.0  # one response's whole tool loop
+    # -- upstreams (issue 8): several, routed by model (routing.py), each of an api kind
+    routes: Routes | None = field(default=None, repr=False)
+    upstream_api_kind: str = "chat_completions"  # of upstream_url, without routes
 
     def __post_init__(self) -> None:
         if not self.upstream_url.startswith(("http://", "https://")):
@@ -97,8 +104,17 @@ class GatewayConfig:
             known = ", ".join(self.builtin.web_search_profiles) or "none in --mcp-config"
             raise ValueError(f"web_search_profile {self.web_search_profile!r} is not a webSearchProfiles entry "
                              f"({known})")
+        if self.upstream_api_kind not in API_KINDS:
+            raise ValueError(f"upstream_api_kind must be one of {', '.join(API_KINDS)}, got {self.upstream_api_kind!r}")
         if not self.tool_loop_timeout_s > 0:
             raise ValueError(f"tool_loop_timeout_s must be positive, got {self.tool_loop_timeout_s}")
+
+    @property
+    def upstream_specs(self) -> tuple[UpstreamSpec, ...]:
+        """Every upstream this gateway calls: the routes' upstreams, or the one of upstream_url."""
+        if self.routes is not None:
+            return tuple(self.routes.upstreams.values())
+        return (UpstreamSpec(DEFAULT_UPSTREAM, self.upstream_url, self.upstream_api_key, self.upstream_api_kind),)
 
     @property
     def store_location(self) -> str:
