@@ -4,7 +4,8 @@
     http(s)://HOST:PORT/v1  any server, by base URL
     vllm                    a real vLLM spawned here over a tiny random-weight model
     lmdeploy, ollama, ...   a server you started, at its documented default URL
-    reference+UPSTREAM      the reference gateway in front of UPSTREAM's chat completions;
+    reference+UPSTREAM      the reference gateway in front of UPSTREAM's chat completions
+                            (reference+native:UPSTREAM: in front of its own /v1/responses);
                             UPSTREAM is a base URL or a profile name (reference+vllm)
 
 The profiles are data (specs/targets.yaml); `respcheck targets` lists them.
@@ -37,6 +38,7 @@ PROFILE_FIELDS = ("name", "kind", "description", "default_url", "default_port", 
                   "responses_api", "unsupported", "source", "notes")
 NEEDS_FIELDS = ("install", "executable", "module", "python")
 COMPOSITE_PREFIX = "reference+"
+NATIVE_PREFIX = "native:"
 
 # vLLM: the model name it serves, and the server's flags besides --model and --port
 # (shared/notes/vllm-on-cpu.md, "Command that worked").
@@ -356,9 +358,14 @@ def _open_target(url: str | None, *, model: str | None, api_key: str | None, nam
         return
     if spec.startswith(COMPOSITE_PREFIX):
         upstream_spec = spec[len(COMPOSITE_PREFIX):]
+        # reference+native:UPSTREAM: the gateway in front of UPSTREAM's own /v1/responses
+        native = upstream_spec.startswith(NATIVE_PREFIX)
+        if native:
+            upstream_spec = upstream_spec[len(NATIVE_PREFIX):]
         if not upstream_spec or upstream_spec.startswith(COMPOSITE_PREFIX) or upstream_spec == "reference":
-            raise TargetError(f"target {spec!r}: give reference+URL or reference+PROFILE, "
-                              "e.g. reference+vllm or reference+http://127.0.0.1:8000/v1")
+            raise TargetError(f"target {spec!r}: give reference+URL or reference+PROFILE (or "
+                              "reference+native:..., in front of its /v1/responses), e.g. reference+vllm, "
+                              "reference+native:vllm or reference+http://127.0.0.1:8000/v1")
         from reference_gateway.config import GatewayConfig
         from reference_gateway.launch import start_gateway
 
@@ -368,11 +375,14 @@ def _open_target(url: str | None, *, model: str | None, api_key: str | None, nam
             try:
                 gateway = start_gateway(GatewayConfig(upstream_url=upstream.base_url,
                                                       upstream_api_key=upstream.api_key,
-                                                      done_sentinel=done, **servers.gateway_fields()))
+                                                      done_sentinel=done,
+                                                      upstream_api_kind="responses" if native else "chat_completions",
+                                                      **servers.gateway_fields()))
             except (RuntimeError, OSError, ValueError) as exc:
                 raise TargetError(f"could not start the reference gateway: {exc}") from None
             try:
-                yield Target(name or f"reference+{upstream.name}", gateway.base_url,
+                label = f"reference+native:{upstream.name}" if native else f"reference+{upstream.name}"
+                yield Target(name or label, gateway.base_url,
                              upstream.model or EMBEDDED_MODEL)
             finally:
                 gateway.close()

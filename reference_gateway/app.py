@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reference_gateway import translate
+from reference_gateway import native, translate
 from reference_gateway.background import BackgroundRunner
 from reference_gateway.config import DEFAULT_UPSTREAM, GatewayConfig
 from reference_gateway.emitter import Emitter
@@ -126,8 +126,6 @@ def create_app(config: GatewayConfig) -> Starlette:
     store = open_store(config.store_location)
     background = BackgroundRunner(store, orphan_after_s=config.orphan_after_s)
     upstreams: dict[str, Upstream] = {}  # created on the server's event loop, in lifespan (routing.py)
-    if any(spec.api_kind == "responses" for spec in config.upstream_specs):
-        raise ValueError("upstream api kind 'responses' is not built yet")  # native.py lands next
     sandbox = open_code_sandbox(config)
     builtins = Builtins(
         config=config.builtin, mcp=McpClient(), sandbox=sandbox,
@@ -171,19 +169,20 @@ def create_app(config: GatewayConfig) -> Starlette:
             )
         return previous.context + previous.body["output"] + list(req.input_items)
 
-    def route(model: str) -> Upstream:
-        """The upstream serving ``model`` (routing.py); 404 ``model_not_found`` when none does."""
+    def route(model: str) -> tuple[Upstream, str]:
+        """The upstream serving ``model`` (routing.py) and its api kind; 404 ``model_not_found``
+        when none does."""
         if config.routes is None:
-            return upstreams[DEFAULT_UPSTREAM]
+            return upstreams[DEFAULT_UPSTREAM], config.upstream_api_kind
         spec = config.routes.upstream_for(model)
         if spec is None:
             raise APIError(404, f"The model '{model}' does not exist or you do not have access to it.",
                            param="model", code="model_not_found")
-        return upstreams[spec.name]
+        return upstreams[spec.name], spec.api_kind
 
     async def create(request: Request) -> Response:
         req = parse_create(await read_json(request, config.max_body_bytes))
-        upstream = route(req.model)
+        upstream, api_kind = route(req.model)
         context = conversation(req, tenant(request))
         hosted = hosted_tools(req.tools.tools, [t["name"] for t in req.tools.functions], config=builtins.config,
                               code_interpreter=builtins.sandbox is not None,
@@ -201,6 +200,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             if final["store"]:
                 store.put(final, owner=tenant(request), input_items=list(req.input_items), context=context)
 
+        if api_kind == "responses":
+            return await create_native(req, context, hosted, response, upstream, keep)
         if hosted:
             if req.background:
                 raise APIError(400, "Background responses with built-in tools are not supported by this gateway.",
@@ -260,6 +261,37 @@ def create_app(config: GatewayConfig) -> Starlette:
             raise
         finally:
             await body.aclose()
+
+    async def create_native(req: CreateRequest, context: list[dict], hosted, response: dict, upstream: Upstream,
+                            keep) -> Response:
+        """In front of a native /v1/responses (native.py): the gateway keeps store, chains, GET."""
+        for present, param, what in ((bool(hosted), "tools", "built-in tools with a native Responses upstream"),
+                                     (req.background, "background", "background responses with a native Responses "
+                                                                    "upstream")):
+            if present:
+                raise APIError(400, f"This gateway does not support {what}.", param=param,
+                               code="unsupported_parameter")
+        if not req.stream:
+            native.finish(response, await upstream.respond(native.native_request(req, context, stream=False)))
+            keep(response)
+            return JSONResponse(response)
+        opened = await upstream.open_stream(native.native_request(req, context, stream=True), path="/responses")
+        relay = native.Relay(response)
+        return StreamingResponse(ended(stream_native(relay, opened, keep), relay, keep), media_type=SSE_MEDIA_TYPE,
+                                 headers=SSE_HEADERS, background=BackgroundTask(opened.aclose))
+
+    async def stream_native(relay, opened, keep) -> AsyncIterator[bytes]:
+        kept = False
+        try:
+            async for event in relay.events(opened):
+                if not kept and event["type"] in FINAL_EVENTS:
+                    keep(relay.response)
+                    kept = True
+                yield sse(event)
+            if config.done_sentinel:
+                yield b"data: [DONE]\n\n"
+        finally:
+            await opened.aclose()
 
     async def stream_events(req: CreateRequest, emitter: Emitter, opened, keep) -> AsyncIterator[bytes]:
         """The event stream. Every way it can end stores (when ``store``) a terminal response:

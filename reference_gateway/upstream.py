@@ -279,13 +279,20 @@ class Upstream:
             raise _bad_gateway("the answer is not a chat completion")
         return completion
 
-    async def open_stream(self, body: dict) -> UpstreamStream:
+    async def respond(self, body: dict) -> dict:
+        """A non-streamed native Responses call (``POST /responses``; native.py)."""
+        answer = await self._json("POST", "/responses", "the answer", body)
+        if not isinstance(answer, dict) or not isinstance(answer.get("output"), list):
+            raise _bad_gateway("the answer is not a Response object")
+        return answer
+
+    async def open_stream(self, body: dict, *, path: str = "/chat/completions") -> UpstreamStream:
         """Send a streamed request and check its status before the caller commits to a 200.
 
         The first-token deadline (and the whole-stream one) already runs here: a server that
         holds back its headers gets a 504 envelope, not a stream."""
         started = asyncio.get_running_loop().time()
-        request = self._client.build_request("POST", "/chat/completions", json=body, timeout=self._stream_timeout)
+        request = self._client.build_request("POST", path, json=body, timeout=self._stream_timeout)
         try:
             async with asyncio.timeout_at(started + min(self._first_token_s, self._stream_s)):
                 response = await self._client.send(request, stream=True)

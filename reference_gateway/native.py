@@ -1,0 +1,150 @@
+"""A native Responses upstream (``--upstream-api-kind responses``, or ``api_kind`` in --routes).
+
+The gateway keeps what it owns local and asks the upstream only to generate: every call upstream
+is ``store: false`` with the whole conversation as ``input`` (the stored chain, expanded by the
+gateway, then this request's items), and no ``previous_response_id``. The Response the client
+gets is the gateway's: its id, ``created_at``, ``store``, ``previous_response_id``, echoed
+parameters, stored and retrievable by GET, continued by ``previous_response_id``.
+
+What comes from the upstream, and the rules that hold it to the contract. Nothing is repaired
+silently: each rule either corrects by rule (and is listed here and in the README) or fails.
+
+    N1  output, usage, status, incomplete_details and error come from the upstream's final
+        Response; every other field is the gateway's (ids of the upstream's response dropped).
+    N2  status must be completed, incomplete or failed: anything else is a 502.
+    N3  (stream) sequence_number is renumbered from 0 by the gateway, contiguous.
+    N4  (stream) the upstream's response.created / in_progress / queued are replaced by the
+        gateway's own (they carry the gateway's Response object).
+    N5  (stream) the terminal event's type is set by the final status: an upstream that ends an
+        incomplete response with response.completed (vLLM does) gets response.incomplete.
+    N6  (stream) an upstream stream that ends without a terminal event, or sends ``error``,
+        ends as error + response.failed; items it left open are closed ``incomplete``.
+    N7  the final output must be the items the stream carried (output_item.done, in
+        output_index order); where the upstream's terminal output differs, the streamed items win
+        (what the client already saw is what is stored).
+
+Built-in tools with a native upstream are refused (400): the gateway's tool loop drives chat
+completions (builtin/loop.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import AsyncIterator
+
+from reference_gateway.errors import APIError
+from reference_gateway.params import CreateRequest
+
+LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
+TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
+
+
+def native_request(req: CreateRequest, context: list[dict], *, stream: bool) -> dict:
+    """The upstream's ``/v1/responses`` body: the conversation as input, nothing stored there."""
+    body: dict = {"model": req.model, "input": copy.deepcopy(context), "stream": stream, "store": False}
+    if req.instructions is not None:
+        body["instructions"] = req.instructions
+    for key, value in (("temperature", req.temperature), ("top_p", req.top_p),
+                       ("max_output_tokens", req.max_output_tokens), ("user", req.user)):
+        if value is not None:
+            body[key] = value
+    functions = [{k: v for k, v in t.items() if v is not None} for t in req.tools.functions]
+    if functions:
+        body["tools"] = functions
+        body["tool_choice"] = req.tools.tool_choice
+        body["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.text_format["type"] != "text":
+        body["text"] = {"format": req.text_format}
+    if req.reasoning_effort is not None:
+        body["reasoning"] = {"effort": req.reasoning_effort}
+    return body
+
+
+def finish(response: dict, upstream_final: dict, output: list[dict] | None = None) -> dict:
+    """N1 + N2 (+ N7 when ``output`` is the streamed items): fill the gateway's Response."""
+    status = upstream_final.get("status")
+    if status not in TERMINAL:
+        raise APIError(502, f"Upstream error: the upstream's response has status {status!r}.",
+                       type="server_error", code="upstream_error")
+    response["output"] = copy.deepcopy(output if output is not None else upstream_final.get("output") or [])
+    response["status"] = status
+    response["usage"] = upstream_final.get("usage")
+    response["incomplete_details"] = upstream_final.get("incomplete_details")
+    response["error"] = upstream_final.get("error") if status == "failed" else None
+    response["completed_at"] = int(time.time()) if status == "completed" else None
+    return response
+
+
+class Relay:
+    """The upstream's events -> the client's (N3-N7). ``response`` is the gateway's object."""
+
+    def __init__(self, response: dict) -> None:
+        self.response = response
+        self.sequence = 0
+        self.open: dict[int, dict] = {}  # output_index -> item added, not yet done
+        self.done: dict[int, dict] = {}
+        self.finished = False
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet terminal (app.py's ``ended`` asks, as it asks an Emitter)."""
+        return self.sequence > 0 and not self.finished
+
+    def _event(self, event: dict) -> dict:
+        event = {**event, "sequence_number": self.sequence}
+        self.sequence += 1
+        return event
+
+    def start(self) -> list[dict]:
+        return [self._event({"type": "response.created", "response": copy.deepcopy(self.response)}),
+                self._event({"type": "response.in_progress", "response": copy.deepcopy(self.response)})]
+
+    def feed(self, event: dict) -> list[dict]:
+        kind = event.get("type")
+        if not isinstance(kind, str) or kind in LIFECYCLE:
+            return []
+        if kind in TERMINAL.values():
+            final = event.get("response") if isinstance(event.get("response"), dict) else {}
+            streamed = [self.done[i] for i in sorted(self.done)]
+            finish(self.response, final, streamed)
+            self.finished = True
+            return [self._event({"type": TERMINAL[self.response["status"]], "response": copy.deepcopy(self.response)})]
+        index = event.get("output_index")
+        if kind == "response.output_item.added" and isinstance(index, int):
+            self.open[index] = copy.deepcopy(event.get("item") or {})
+        elif kind == "response.output_item.done" and isinstance(index, int):
+            self.open.pop(index, None)
+            self.done[index] = copy.deepcopy(event.get("item") or {})
+        return [self._event(event)]
+
+    def fail(self, message: str, code: str = "upstream_error") -> list[dict]:
+        """N6: close what is open (incomplete), then error + response.failed."""
+        events = []
+        for index in sorted(self.open):
+            item = {**self.open.pop(index), "status": "incomplete"}
+            self.done[index] = item
+            events.append(self._event({"type": "response.output_item.done", "output_index": index, "item": item}))
+        self.response.update(output=[self.done[i] for i in sorted(self.done)], status="failed",
+                             error={"code": "server_error", "message": message}, completed_at=None)
+        self.finished = True
+        return events + [
+            self._event({"type": "error", "error": {"type": "server_error", "code": code, "message": message,
+                                                    "param": None}}),
+            self._event({"type": "response.failed", "response": copy.deepcopy(self.response)})]
+
+    async def events(self, opened) -> AsyncIterator[dict]:
+        for event in self.start():
+            yield event
+        try:
+            async for chunk in opened.chunks():
+                for event in self.feed(chunk):
+                    yield event
+                if self.finished:
+                    return
+        except APIError as exc:
+            for event in self.fail(exc.message, exc.code or "upstream_error"):
+                yield event
+            return
+        for event in self.fail("Upstream error: the stream ended before its terminal event."):
+            yield event
