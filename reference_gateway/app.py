@@ -44,7 +44,8 @@ from reference_gateway.errors import APIError
 from reference_gateway.params import CreateRequest, parse_create
 from reference_gateway.pagination import item_page
 from reference_gateway.auth import Keyring, RequireAPIKey, tenant
-from reference_gateway.store import PENDING, open_store
+from reference_gateway.history import HistoryCache
+from reference_gateway.store import PENDING, StoredResponse, open_store
 from reference_gateway.upstream import Upstream
 from reference_gateway.builtin.hosted import hosted_tools
 from reference_gateway.builtin.loop import Builtins, ToolLoop, check_approvals
@@ -124,6 +125,7 @@ async def read_json(request: Request, max_bytes: int) -> object:
 def create_app(config: GatewayConfig) -> Starlette:
     keyring = Keyring(config.api_keys)
     store = open_store(config.store_location)
+    history = HistoryCache(store, max_entries=config.history_cache_entries, ttl_s=config.history_cache_ttl_s)
     background = BackgroundRunner(store, orphan_after_s=config.orphan_after_s)
     upstreams: dict[str, Upstream] = {}  # created on the server's event loop, in lifespan (routing.py)
     sandbox = open_code_sandbox(config)
@@ -152,7 +154,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         """The stored chain (if any, and ``owner``'s) followed by this request's input items."""
         if req.previous_response_id is None:
             return list(req.input_items)
-        previous = store.record(req.previous_response_id, owner)
+        previous = history.record(req.previous_response_id, owner)
         if previous is None:
             raise APIError(
                 400,
@@ -199,6 +201,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         def keep(final: dict) -> None:
             if final["store"]:
                 store.put(final, owner=tenant(request), input_items=list(req.input_items), context=context)
+                history.remember(StoredResponse(final, list(req.input_items), context), tenant(request))
 
         if api_kind == "responses":
             return await create_native(req, context, hosted, response, upstream, keep)
@@ -354,6 +357,7 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     async def delete(request: Request) -> Response:
         response_id = request.path_params["response_id"]
+        history.forget(response_id, tenant(request))
         if not store.delete(response_id, tenant(request)):
             raise not_found(response_id)
         return JSONResponse({"id": response_id, "object": "response", "deleted": True})

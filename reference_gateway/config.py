@@ -74,6 +74,9 @@ class GatewayConfig:
     # -- upstreams (issue 8): several, routed by model (routing.py), each of an api kind
     routes: Routes | None = field(default=None, repr=False)
     upstream_api_kind: str = "chat_completions"  # of upstream_url, without routes
+    # Finished responses kept in memory for previous_response_id chains (history.py); 0: off.
+    history_cache_entries: int = 1024
+    history_cache_ttl_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.upstream_url.startswith(("http://", "https://")):
@@ -104,6 +107,8 @@ class GatewayConfig:
             known = ", ".join(self.builtin.web_search_profiles) or "none in --mcp-config"
             raise ValueError(f"web_search_profile {self.web_search_profile!r} is not a webSearchProfiles entry "
                              f"({known})")
+        if self.history_cache_entries < 0 or not self.history_cache_ttl_s > 0:
+            raise ValueError("history_cache_entries must be 0 or more and history_cache_ttl_s positive")
         if self.upstream_api_kind not in API_KINDS:
             raise ValueError(f"upstream_api_kind must be one of {', '.join(API_KINDS)}, got {self.upstream_api_kind!r}")
         if not self.tool_loop_timeout_s > 0:

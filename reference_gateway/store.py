@@ -122,6 +122,11 @@ class ResponseStore(abc.ABC):
         )
         return StoredResponse(*(json.loads(column) for column in rows[0])) if rows else None
 
+    def exists(self, response_id: str, owner: str) -> bool:
+        """One indexed row lookup, no JSON: the history cache's check that a cached response
+        was not deleted meanwhile (by this process or another sharing the store)."""
+        return bool(self._query("SELECT 1 FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)))
+
     def delete(self, response_id: str, owner: str) -> bool:
         return self._write("DELETE FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)) > 0
 
