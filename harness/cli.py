@@ -4,6 +4,7 @@
                   [--report-dir DIR] [--scenarios DIR]
     respcheck validate PATH [--profile P]
     respcheck serve [--upstream URL] [...]        (the reference gateway; see --help)
+    respcheck serve --spawn-vllm tiny [...]       (vLLM started here, the gateway in front of it)
     respcheck load [--target URL] [--concurrency 1,8,64] [--duration 20s] [...]  (loadtests/)
     respcheck targets [--json]                    (the target profiles, specs/targets.yaml)
     respcheck run --target A --target B [--baseline [NAME=]FILE]   (each target, then a comparison)
@@ -295,9 +296,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 # -- serve --------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, rest: list[str]) -> int:
-    from reference_gateway.__main__ import main as gateway_main
+    # the gateway's own flags, plus --spawn-vllm (vLLM started and stopped here: harness/serve.py)
+    from harness.serve import main as serve_main
 
-    return gateway_main(rest)
+    return serve_main(rest)
 
 
 def build_parser() -> argparse.ArgumentParser:

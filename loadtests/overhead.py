@@ -15,6 +15,11 @@ of a shared machine hits both alike. Samples are pooled per (path, level); what 
 The load generator runs with ``check=off`` (SSE framing only), so the client's cost per event is
 the same small thing on both paths and the checker is not what is measured.
 
+``--gateway-workers 1,2`` measures the gateway as ``python -m reference_gateway --workers N``
+(reference_gateway/worker.py: a supervisor and N worker processes on one port), once per N, all
+in the same interleaved run: each round runs direct and every N in turn (the order reversed on
+odd rounds), and each gateway row is compared with the same rounds' direct samples.
+
 Writes ``--out`` (default reports/load/overhead/): results.json, overhead.md, overhead.png; with
 ``--write-benchmark`` also reports/benchmarks/gateway-overhead.md + .png, keeping the
 hand-written "## Reading" section of an existing file.
@@ -58,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="mock-paced", help="mock model (default mock-paced: 50 ms TTFT, 10 ms ITL)")
     p.add_argument("--upstream", help="an already running chat-completions upstream instead of the paced mock")
     p.add_argument("--workers", type=int, default=0, help="load-generator worker processes (default 0)")
+    p.add_argument("--gateway-workers", type=_ints, metavar="N[,N...]",
+                   help="run the gateway as `python -m reference_gateway --workers N`, once per N, side by side "
+                   "in one interleaved run (e.g. 1,2); default: one in-process gateway (loadtests/servers.py)")
     p.add_argument("--out", default="reports/load/overhead")
     p.add_argument("--write-benchmark", action="store_true", help=f"also write {BENCH_MD} and {BENCH_PNG}")
     p.add_argument("--label", help="what the upstream is, for the write-up")
@@ -69,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         doc = json.loads(Path(args.render).read_text())
         md_path = Path(args.md or Path(args.render).with_name("overhead.md"))
         _write_md(md_path, render_md(doc, png_name=md_path.with_suffix(".png").name))
-        plot(doc["levels"], md_path.with_suffix(".png"), title=doc["args"].get("label"))
+        plot(doc["levels"], md_path.with_suffix(".png"), title=doc["args"].get("label"),
+             gateway_paths=doc.get("gateway_paths"))
         print(md_path.read_text())
         return 0
     out = Path(args.out)
@@ -81,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         mock = servers.spawn("mock", log=out / "mock.log")
         upstream_url = mock.base_url
-    gateway = servers.spawn("gateway", upstream=upstream_url, log=out / "gateway.log")
+    gateways: dict[str, Any] = {}  # path name -> a running gateway (base_url, close())
     try:
+        if args.gateway_workers:
+            for n in args.gateway_workers:
+                gateways[f"gateway w={n}"] = SupervisedGateway(n, upstream_url, out)
+        else:
+            gateways["gateway"] = servers.spawn("gateway", upstream=upstream_url, log=out / "gateway.log")
         direct_wl = Workload(api="chat", model=args.model, input_tokens=args.input_tokens,
                              output_tokens=args.output_tokens, check="off").to_dict()
         gw_wl = Workload(api="responses", model=args.model, input_tokens=args.input_tokens,
@@ -90,14 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         stages = []
         for level in args.levels:
             for r in range(args.rounds):
-                order = [("direct", upstream_url, direct_wl), ("gateway", gateway.base_url, gw_wl)]
+                order = [("direct", upstream_url, direct_wl)] + [(path, gw.base_url, gw_wl)
+                                                                 for path, gw in gateways.items()]
                 if r % 2:
                     order.reverse()
                 for path, url, wl in order:
                     stages.append({"label": f"{path} c={level} r{r}", "users": level, "rate": None,
                                    "base_url": url, "workload": wl, "path": path, "level": level})
         config = {
-            "base_url": gateway.base_url, "target_name": "gateway overhead", "api_key": None,
+            "base_url": next(iter(gateways.values())).base_url, "target_name": "gateway overhead", "api_key": None,
             "workload": gw_wl, "stages": stages, "warmup_s": args.warmup,
             "duration_s": args.round_duration, "deadline_s": 60.0, "idle_s": 30.0, "drain_s": 30.0,
             "workers": args.workers, "external_workers": 0, "master_bind": "127.0.0.1:0",
@@ -107,24 +122,76 @@ def main(argv: list[str] | None = None) -> int:
         results = run(config)
         elapsed = time.time() - t0
     finally:
-        gateway.close()
+        for gw in gateways.values():
+            gw.close()
         if mock is not None:
             mock.close()
     samples: list[Sample] = results.pop("_samples")
-    table = aggregate(results["stages"], samples, stages)
-    doc = {"command": "python -m loadtests.overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
+    table = aggregate(results["stages"], samples, stages, gateway_paths=list(gateways))
+    doc = {"gateway_paths": list(gateways),
+           "command": "python -m loadtests.overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": machine_info(), "elapsed_s": elapsed, "args": vars(args), "levels": table,
            "rounds": [{k: st[k] for k in ("label", "requests", "failed", "request_throughput",
                                           "output_throughput", "streamed_output_throughput", "errors")} for st in results["stages"]]}
     (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = render_md(doc, png_name="overhead.png")
     (out / "overhead.md").write_text(md)
-    plot(table, out / "overhead.png", title=args.label)
+    plot(table, out / "overhead.png", title=args.label, gateway_paths=list(gateways))
     print(md)
     if args.write_benchmark:
         _write_md(BENCH_MD, render_md(doc, png_name=BENCH_PNG.name))
-        plot(table, BENCH_PNG, title=args.label)
+        plot(table, BENCH_PNG, title=args.label, gateway_paths=list(gateways))
     return 0
+
+
+class SupervisedGateway:
+    """``python -m reference_gateway --workers N`` in front of ``upstream``, in a process group of
+    its own (supervisor and workers), its output in OUT/gateway-wN.log; ready once N distinct
+    workers answered /health (told apart by the debug-only pid header, worker.py)."""
+
+    READY_DEADLINE_S = 90.0
+
+    def __init__(self, workers: int, upstream: str, out: Path) -> None:
+        import socket
+        import subprocess
+
+        import httpx
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.log = out / f"gateway-w{workers}.log"
+        store = out / f"gateway-w{workers}.sqlite3"  # the benchmark's requests say store: false
+        cmd = [sys.executable, "-m", "reference_gateway", "--workers", str(workers), "--upstream", upstream,
+               "--port", str(port), "--store", str(store), "--code-interpreter", "disabled"]
+        env = {**os.environ, "REFERENCE_GATEWAY_WORKER_PID_HEADER": "1"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
+        seen: set[str] = set()
+        deadline = time.monotonic() + self.READY_DEADLINE_S
+        while len(seen) < workers:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the gateway with {workers} workers did not start (log: {self.log})")
+            try:  # a fresh connection each time, so that every worker gets its turn
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2, trust_env=False)
+                seen.add(r.headers.get("x-gateway-worker-pid", "in-process"))
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
 
 
 def _write_md(path: Path, md: str) -> None:
@@ -142,13 +209,16 @@ def _tok_s(stage: dict) -> float:
     return stage.get("streamed_output_throughput") or stage.get("output_throughput") or 0.0
 
 
-def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict]) -> list[dict[str, Any]]:
-    """Pool the rounds of each (level, path); compare gateway with direct."""
+def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict], *,
+              gateway_paths: list[str] | None = None) -> list[dict[str, Any]]:
+    """Pool the rounds of each (level, path); compare each gateway path with direct. The first
+    gateway path's comparison is also ``added`` / ``throughput_ratio`` (the one-gateway format)."""
+    gateway_paths = gateway_paths or ["gateway"]
     by_label = {st["label"]: st for st in stage_results}
     levels = []
     for level in sorted({s["level"] for s in specs}):
         row: dict[str, Any] = {"level": level}
-        for path in ("direct", "gateway"):
+        for path in ("direct", *gateway_paths):
             labels = [s["label"] for s in specs if s["level"] == level and s["path"] == path]
             pooled: list[Sample] = []
             for label in labels:
@@ -169,11 +239,18 @@ def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict
                 "output_tok_s_rounds": [_tok_s(r) for r in rounds],
                 "req_s": sum(r["request_throughput"] or 0 for r in rounds) / len(rounds),
             }
-        d, g = row["direct"], row["gateway"]
-        row["added"] = {f"{m}_{p}": (g[f"{m}_ms"][p] - d[f"{m}_ms"][p])
-                        if g[f"{m}_ms"][p] is not None and d[f"{m}_ms"][p] is not None else None
-                        for m in ("ttft", "itl") for p in ("p50", "p99")}
-        row["throughput_ratio"] = g["output_tok_s"] / d["output_tok_s"] if d["output_tok_s"] else None
+        d = row["direct"]
+        row["vs_direct"] = {}
+        for path in gateway_paths:
+            g = row[path]
+            row["vs_direct"][path] = {
+                "added": {f"{m}_{p}": (g[f"{m}_ms"][p] - d[f"{m}_ms"][p])
+                          if g[f"{m}_ms"][p] is not None and d[f"{m}_ms"][p] is not None else None
+                          for m in ("ttft", "itl") for p in ("p50", "p99")},
+                "throughput_ratio": g["output_tok_s"] / d["output_tok_s"] if d["output_tok_s"] else None,
+            }
+        row["added"] = row["vs_direct"][gateway_paths[0]]["added"]
+        row["throughput_ratio"] = row["vs_direct"][gateway_paths[0]]["throughput_ratio"]
         levels.append(row)
     return levels
 
@@ -185,6 +262,12 @@ def _f(v, nd=2):
 def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
     m = doc["machine"]
     a = doc["args"]
+    paths = doc.get("gateway_paths") or ["gateway"]
+    supervised = ""
+    if a.get("gateway_workers"):
+        supervised = (" Gateway w=N: `python -m reference_gateway --workers N` (w=1: the in-process server; "
+                      "N > 1: a supervisor and N worker processes accepting on one port), each N its own "
+                      "gateway, all measured in the same interleaved rounds.")
     lines = [
         "# Reference gateway overhead",
         "",
@@ -197,30 +280,37 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
         f"Workload: closed loop, streamed, ~{a['input_tokens']} input words, {a['output_tokens']} output tokens; "
         f"{a['rounds']} rounds per level of {a['warmup']:g} s warm-up + {a['round_duration']:g} s measured, "
         "direct and gateway alternating (ABBA). Direct: `POST /v1/chat/completions` on the upstream. "
-        "Gateway: `POST /v1/responses` through the reference gateway. Latencies in ms, exact percentiles "
-        "of the pooled rounds; throughput = output tokens/s, mean over rounds.",
+        "Gateway: `POST /v1/responses` through the reference gateway." + supervised + " Latencies in ms, "
+        "exact percentiles of the pooled rounds; throughput = output tokens/s, mean over rounds.",
         "",
         "| streams | path | requests | failed | TTFT p50 | TTFT p99 | ITL p50 | ITL p99 | E2EL p50 | out tok/s |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in doc["levels"]:
-        for path in ("direct", "gateway"):
+        for path in ("direct", *paths):
             d = row[path]
             lines.append(f"| {row['level']} | {path} | {d['requests']} | {d['failed']} | {_f(d['ttft_ms']['p50'])} | "
                          f"{_f(d['ttft_ms']['p99'])} | {_f(d['itl_ms']['p50'])} | {_f(d['itl_ms']['p99'])} | "
                          f"{_f(d['e2el_ms']['p50'])} | {_f(d['output_tok_s'], 0)} |")
-    lines += ["", "| streams | added TTFT p50 | added TTFT p99 | added ITL p50 | added ITL p99 | throughput ratio (gateway/direct) |",
-              "|---:|---:|---:|---:|---:|---:|"]
+    several = len(paths) > 1
+    lines += ["", "| streams |" + (" path |" if several else "") + " added TTFT p50 | added TTFT p99 | added ITL p50 | "
+              "added ITL p99 | throughput ratio (gateway/direct) |",
+              "|---:|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|"]
     for row in doc["levels"]:
-        ad = row["added"]
-        lines.append(f"| {row['level']} | {_f(ad['ttft_p50'])} | {_f(ad['ttft_p99'])} | {_f(ad['itl_p50'])} | "
-                     f"{_f(ad['itl_p99'])} | {_f(row['throughput_ratio'], 3)} |")
+        for path in paths:
+            vs = (row.get("vs_direct", {}).get(path)
+                  or {"added": row["added"], "throughput_ratio": row["throughput_ratio"]})  # an older results.json
+            ad = vs["added"]
+            lines.append(f"| {row['level']} |" + (f" {path} |" if several else "") + f" {_f(ad['ttft_p50'])} | "
+                         f"{_f(ad['ttft_p99'])} | {_f(ad['itl_p50'])} | {_f(ad['itl_p99'])} | "
+                         f"{_f(vs['throughput_ratio'], 3)} |")
     lines += ["", "Goals: added TTFT p50 < 1 ms and p99 < 5 ms at 256 streams; throughput ratio >= 0.98.", "",
               f"![gateway overhead]({png_name})", ""]
     return "\n".join(lines) + "\n"
 
 
-def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None) -> None:
+def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None,
+         gateway_paths: list[str] | None = None) -> None:
     try:
         import matplotlib
 
@@ -229,9 +319,11 @@ def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None) 
     except ImportError:
         return
     xs = [str(r["level"]) for r in levels]
+    paths = gateway_paths or ["gateway"]
+    colors = ("tab:orange", "tab:purple", "tab:brown", "tab:pink")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, metric, name in ((axes[0], "ttft_ms", "TTFT"), (axes[1], "itl_ms", "ITL")):
-        for kind, color in (("direct", "tab:blue"), ("gateway", "tab:orange")):
+        for kind, color in (("direct", "tab:blue"), *zip(paths, colors)):
             ax.plot(xs, [r[kind][metric]["p50"] for r in levels], "o-", color=color, label=f"{kind} p50")
             ax.plot(xs, [r[kind][metric]["p99"] for r in levels], "^--", color=color, label=f"{kind} p99")
         ax.set_xlabel("concurrent streams")
@@ -240,7 +332,12 @@ def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None) 
         ax.set_title(name)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    axes[2].bar(xs, [r["throughput_ratio"] or 0 for r in levels], color="tab:green")
+    width = 0.8 / len(paths)
+    for i, (gw, color) in enumerate(zip(paths, ("tab:green",) if len(paths) == 1 else colors)):
+        ratios = [((r.get("vs_direct") or {}).get(gw) or r)["throughput_ratio"] or 0 for r in levels]
+        axes[2].bar([k + (i - (len(paths) - 1) / 2) * width for k in range(len(xs))], ratios, width=width,
+                    color=color, label=gw)
+    axes[2].set_xticks(range(len(xs)), xs)
     axes[2].axhline(0.98, color="red", linestyle="--", label="goal 0.98")
     axes[2].set_ylim(0, 1.1)
     axes[2].set_xlabel("concurrent streams")
