@@ -1,6 +1,7 @@
 """Servers for load tests, each in a process of its own (never threads of the load generator).
 
-``python -m loadtests.servers mock|gateway|embedded [--upstream URL] [--host H] [--port P]``
+``python -m loadtests.servers mock|gateway|embedded [--upstream URL] [--host H] [--port P]
+[--config JSON]`` (``--config``: more GatewayConfig fields, e.g. ``{"metrics": false}``)
 binds its socket (port 0: a free one), prints one JSON line ``{"base_url": ...}`` on stdout
 once it accepts connections, and serves until SIGTERM/SIGINT. ``spawn()`` is the parent side.
 
@@ -56,10 +57,12 @@ class ServerProcess:
 
 def spawn(kind: str, *, upstream: str | None = None, host: str = "127.0.0.1", port: int = 0,
           log: Path | None = None, env: dict[str, str] | None = None,
-          deadline_s: float = READY_DEADLINE_S) -> ServerProcess:
+          deadline_s: float = READY_DEADLINE_S, config: dict | None = None) -> ServerProcess:
     cmd = [sys.executable, "-m", "loadtests.servers", kind, "--host", host, "--port", str(port)]
     if upstream:
         cmd += ["--upstream", upstream]
+    if config:
+        cmd += ["--config", json.dumps(config)]
     err = open(log, "ab") if log else subprocess.DEVNULL
     repo_root = str(Path(__file__).resolve().parent.parent)
     full_env = {**os.environ, **(env or {})}
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstream", help="chat-completions base URL (gateway)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--config", default="{}", help="more GatewayConfig fields, as a JSON object")
     args = p.parse_args(argv)
     import uvicorn
 
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             upstream = helper.base_url
         if not upstream:
             p.error("gateway needs --upstream")
-        app = create_app(GatewayConfig(upstream_url=upstream))
+        app = create_app(GatewayConfig(upstream_url=upstream, **json.loads(args.config)))
     sock = _bind(args.host, args.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",

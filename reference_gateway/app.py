@@ -50,6 +50,7 @@ from reference_gateway.upstream import Upstream
 from reference_gateway.builtin.hosted import hosted_tools
 from reference_gateway.builtin.loop import Builtins, ToolLoop, check_approvals
 from reference_gateway.builtin.mcp_client import McpClient
+from reference_gateway import observe
 
 log = logging.getLogger("reference_gateway")
 
@@ -124,6 +125,7 @@ async def read_json(request: Request, max_bytes: int) -> object:
 
 def create_app(config: GatewayConfig) -> Starlette:
     keyring = Keyring(config.api_keys)
+    telemetry = observe.Telemetry(config)  # -- observability (issue 8): /metrics, JSON logs, traces
     store = open_store(config.store_location)
     history = HistoryCache(store, max_entries=config.history_cache_entries, ttl_s=config.history_cache_ttl_s)
     background = BackgroundRunner(store, orphan_after_s=config.orphan_after_s)
@@ -139,6 +141,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         for spec in config.upstream_specs:
             upstreams[spec.name] = Upstream(dataclasses.replace(config, upstream_url=spec.url,
                                                                 upstream_api_key=spec.api_key, routes=None))
+        telemetry.instrument_upstreams(upstreams.values())
         background.watch()  # this process's lease in the store, and the orphan sweep
         try:
             yield
@@ -197,6 +200,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         check_approvals(req, context)
         messages = translate.chat_messages(req.instructions, context)
         response = translate.new_response(req)
+        observe.note_create(req, response)
 
         def keep(final: dict) -> None:
             if final["store"]:
@@ -319,6 +323,7 @@ def create_app(config: GatewayConfig) -> Starlette:
                 if disallowed:
                     events = emitter.fail(translate.disallowed_message(disallowed), code="tool_not_allowed")
                 elif finish_reason is None:  # the body ended (or sent [DONE]) mid-answer: truncated
+                    observe.upstream_failed("protocol")
                     events = emitter.fail("Upstream error: the stream ended before its finish_reason.",
                                           code="upstream_error")
                 else:
@@ -406,9 +411,10 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/v1/responses/{response_id}/cancel", cancel, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        *telemetry.routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS,
-                     middleware=[Middleware(RequireAPIKey, keyring=keyring)])
+                     middleware=[*telemetry.middleware(routes), Middleware(RequireAPIKey, keyring=keyring)])
 
 
 def not_found(response_id: str) -> APIError:

@@ -6,14 +6,18 @@ Keys come from ``--api-key KEY`` (repeatable) and ``--api-keys-file FILE``. Clie
 - No key configured: the gateway is open and every response belongs to one tenant,
   ``ANONYMOUS_OWNER`` (a client's Authorization header, if any, is ignored: the harness sends
   ``--api-key`` to any target, the embedded gateway included).
-- Keys configured: every route but ``GET /health`` needs one of them. A missing header, a
-  header that is not ``Bearer <key>`` and an unknown key all get 401 with OpenAI's envelope
-  (``type`` ``invalid_request_error``, ``code`` ``invalid_api_key``) and
+- Keys configured: every route but ``GET /health`` and ``GET /metrics`` needs one of them. A
+  missing header, a header that is not ``Bearer <key>`` and an unknown key all get 401 with
+  OpenAI's envelope (``type`` ``invalid_request_error``, ``code`` ``invalid_api_key``) and
   ``WWW-Authenticate: Bearer`` (RFC 9110, 15.5.2 requires the header on a 401; RFC 6750, 3
   names the scheme). The message never echoes the presented key, not even masked.
   ``/health`` stays open: load balancers and orchestrators probe it without credentials, and it
-  tells nothing but "up". Authentication comes before routing: an unknown route without a key
-  is 401, not 404 (as OpenAI's service answers).
+  tells nothing but "up". ``/metrics`` stays open too (issue 8): Prometheus scrapes with no
+  tenant's key, and it shows counts and timings by route, status and error kind: no response
+  id, key, tenant, model output or stored data. It does show how busy the gateway is; where
+  that matters, keep the port off untrusted networks (or ``--no-metrics``). Authentication
+  comes before routing: an unknown route without a key is 401, not 404 (as OpenAI's service
+  answers).
 - A key's tenant is ``sha256:`` + SHA-256 of a domain prefix and the key: the store holds that,
   never the key, and every process sharing a store computes the same tenant for the same key.
   Each key is its own tenant, by design: keys handed to different clients never share data,
@@ -46,7 +50,7 @@ from reference_gateway.store import ANONYMOUS_OWNER
 
 MAX_KEY_LENGTH = 512
 TENANT_DOMAIN = b"reference-gateway tenant v1\x00"
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="reference-gateway"')]
 
 

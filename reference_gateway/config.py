@@ -77,6 +77,12 @@ class GatewayConfig:
     # Finished responses kept in memory for previous_response_id chains (history.py); 0: off.
     history_cache_entries: int = 1024
     history_cache_ttl_s: float = 300.0
+    # -- observability (issue 8; observe.py, metrics.py, logs.py, tracing.py)
+    metrics: bool = True  # GET /metrics (Prometheus) and what it counts
+    log_format: str = "text"  # "json": one JSON object per line on stderr, an access line per request
+    # An OpenTelemetry TracerProvider to trace with (a test's in-memory one); None: traces only
+    # when the OTEL_* environment configures an exporter (tracing.py).
+    tracer_provider: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.upstream_url.startswith(("http://", "https://")):
@@ -113,6 +119,9 @@ class GatewayConfig:
             raise ValueError(f"upstream_api_kind must be one of {', '.join(API_KINDS)}, got {self.upstream_api_kind!r}")
         if not self.tool_loop_timeout_s > 0:
             raise ValueError(f"tool_loop_timeout_s must be positive, got {self.tool_loop_timeout_s}")
+        from reference_gateway.logs import check_format  # -- observability (issue 8)
+
+        check_format(self.log_format)
 
     @property
     def upstream_specs(self) -> tuple[UpstreamSpec, ...]:

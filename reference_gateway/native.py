@@ -34,6 +34,7 @@ import time
 from collections.abc import AsyncIterator
 
 from reference_gateway.errors import APIError
+from reference_gateway.observe import upstream_failed
 from reference_gateway.params import CreateRequest
 
 LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
@@ -65,6 +66,7 @@ def finish(response: dict, upstream_final: dict, output: list[dict] | None = Non
     """N1 + N2 (+ N7 when ``output`` is the streamed items): fill the gateway's Response."""
     status = upstream_final.get("status")
     if status not in TERMINAL:
+        upstream_failed("protocol")  # -- observability (issue 8)
         raise APIError(502, f"Upstream error: the upstream's response has status {status!r}.",
                        type="server_error", code="upstream_error")
     response["output"] = copy.deepcopy(output if output is not None else upstream_final.get("output") or [])
@@ -146,5 +148,6 @@ class Relay:
             for event in self.fail(exc.message, exc.code or "upstream_error"):
                 yield event
             return
+        upstream_failed("protocol")  # -- observability (issue 8): truncated
         for event in self.fail("Upstream error: the stream ended before its terminal event."):
             yield event

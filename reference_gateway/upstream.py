@@ -46,12 +46,15 @@ import orjson
 
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
+from reference_gateway.observe import upstream_failed
 
-def _bad_gateway(message: str) -> APIError:
+def _bad_gateway(message: str, kind: str = "protocol") -> APIError:
+    upstream_failed(kind)  # -- observability (issue 8): metrics.UPSTREAM_ERROR_KINDS
     return APIError(502, f"Upstream error: {message}", type="server_error", code="upstream_error")
 
 
 def _timeout(message: str = "The upstream did not answer in time.") -> APIError:
+    upstream_failed("timeout")
     return APIError(504, message, type="server_error", code="upstream_timeout")
 
 
@@ -63,7 +66,7 @@ def _transport_error(exc: httpx.HTTPError) -> APIError:
             url = str(exc.request.url)
         except RuntimeError:  # no request attached
             url = "the upstream"
-        return _bad_gateway(f"cannot connect to {url}: {detail}")
+        return _bad_gateway(f"cannot connect to {url}: {detail}", "connect")
     if isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)):
         named = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return _bad_gateway(f"the connection broke mid-answer ({named})")
@@ -91,6 +94,7 @@ async def _raise_for_status(response: httpx.Response, cap: int) -> None:
     except (ValueError, KeyError, TypeError, AttributeError):
         error, message = {}, data[:200].decode("utf-8", "replace")
     if 400 <= response.status_code < 500:
+        upstream_failed("status_4xx")
         raise APIError(
             response.status_code,
             message or f"upstream returned {response.status_code}",
@@ -98,7 +102,8 @@ async def _raise_for_status(response: httpx.Response, cap: int) -> None:
             param=error.get("param") if isinstance(error.get("param"), str) else None,
             code=error.get("code") if isinstance(error.get("code"), str) else None,
         )
-    raise _bad_gateway(f"status {response.status_code}: {message}")
+    kind = "status_5xx" if response.status_code >= 500 else "protocol"
+    raise _bad_gateway(f"status {response.status_code}: {message}", kind)
 
 
 # Concurrent upstream streams per gateway process (vLLM's own default max_num_seqs is 256;

@@ -51,6 +51,7 @@ from reference_gateway.builtin.mcp_client import McpClient, McpError
 from reference_gateway.emitter import Emitter
 from reference_gateway.errors import APIError
 from reference_gateway.ids import new_id
+from reference_gateway.observe import tool_call, upstream_failed
 from reference_gateway.params import CreateRequest
 
 # Upstream turns in one response. OpenAI does not document its cap; agents rarely chain more
@@ -184,6 +185,7 @@ class ToolLoop:
             finally:
                 await opened.aclose()
             if finish_reason is None:
+                upstream_failed("protocol")  # -- observability (issue 8): truncated
                 raise APIError(502, "Upstream error: the stream ended before its finish_reason.",
                                code="upstream_error")
             calls = self.emitter.pending_calls()
@@ -304,6 +306,7 @@ class ToolLoop:
         item = {"id": new_id("mcp"), "type": "mcp_call", "status": "in_progress",
                 "approval_request_id": approval_request_id, "arguments": "", "error": None, "name": name,
                 "output": None, "server_label": tool.label}
+        watch = tool_call(item)  # -- observability (issue 8): a span, and the count when closed
         for event in self.emitter.open_item(item):
             yield event
         yield self.emitter.item_event("response.mcp_call.in_progress")
@@ -339,6 +342,7 @@ class ToolLoop:
             error = item["error"]
             message = error.get("message") or (error.get("content") or [{}])[0].get("text", "")
             outcome.append(f"Error: {message}")
+        watch.closed(item)
         for event in self.emitter.close_item(item):
             yield event
 
@@ -359,6 +363,7 @@ class ToolLoop:
         code = _argument(arguments, "code")
         item = {"id": new_id("ci"), "type": "code_interpreter_call", "status": "in_progress", "code": "",
                 "container_id": self.container_id, "outputs": []}
+        watch = tool_call(item)  # -- observability (issue 8)
         for event in self.emitter.open_item(item):
             yield event
         yield self.emitter.item_event("response.code_interpreter_call.in_progress")
@@ -383,6 +388,7 @@ class ToolLoop:
         item["outputs"] = [{"type": "logs", "logs": logs}] if "code_interpreter_call.outputs" in self.req.include \
             else None
         yield self.emitter.item_event("response.code_interpreter_call.completed")
+        watch.closed(item)
         for event in self.emitter.close_item(item):
             yield event
         outcome.append(logs or "(no output)")
@@ -394,6 +400,7 @@ class ToolLoop:
         # (OpenAI's wire omits it on output_item.added, which the openai profile tolerates).
         item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress",
                 "action": {"type": "search", "query": query}}
+        watch = tool_call(item)  # -- observability (issue 8)
         for event in self.emitter.open_item(item):
             yield event
         yield self.emitter.item_event("response.web_search_call.in_progress")
@@ -417,6 +424,7 @@ class ToolLoop:
             action["sources"] = [{"type": "url", "url": r["url"]} for r in results]
         item.update(status="failed" if failed else "completed", action=action)
         yield self.emitter.item_event("response.web_search_call.completed")
+        watch.closed(item)
         for event in self.emitter.close_item(item):
             yield event
         if failed:
