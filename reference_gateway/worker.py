@@ -35,7 +35,8 @@ Decisions:
   update is then refused (the conditional update), so there is still exactly one outcome, but
   its upstream call runs to its end.
 - **A worker dies with its supervisor**: each worker asks Linux for SIGTERM when its parent
-  dies (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of the supervisor leaves no worker.
+  dies (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of the supervisor leaves no worker; after
+  its shutdown such a worker removes the hand-off directory its supervisor could not.
 - **Prometheus**: with N > 1 the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` for the workers
   to a fresh private directory (removed at exit) unless it is already set.
 - **Debug only**: with ``REFERENCE_GATEWAY_WORKER_PID_HEADER=1`` in the environment every
@@ -130,15 +131,33 @@ def _die_with_parent(parent_pid: int) -> None:
         raise SystemExit("reference gateway worker: the supervisor is gone")
 
 
-class WorkerPidHeader:
-    """ASGI middleware (debug only): ``x-gateway-worker-pid`` on every HTTP answer."""
+class WorkerApp:
+    """The gateway app as a worker serves it. After the app's lifespan shutdown, a worker whose
+    supervisor is gone (it was reparented: the supervisor was killed outright and could not
+    clean up) removes the hand-off directory. Debug only (``pid_header``):
+    ``x-gateway-worker-pid`` on every HTTP answer."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, handoff: Path, parent_pid: int, pid_header: bool = False) -> None:
         self.app = app
+        self.handoff = handoff
+        self.parent_pid = parent_pid
+        self.pid_header = pid_header
         self.value = str(os.getpid()).encode()
 
+    def _after_shutdown(self) -> None:
+        if os.getppid() != self.parent_pid:
+            shutil.rmtree(self.handoff.parent, ignore_errors=True)
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            async def send_after_shutdown(message) -> None:
+                await send(message)
+                if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                    self._after_shutdown()
+
+            await self.app(scope, receive, send_after_shutdown)
+            return
+        if scope["type"] != "http" or not self.pid_header:
             await self.app(scope, receive, send)
             return
 
@@ -180,9 +199,8 @@ def create_worker_app():
     except Exception:
         log.exception("reference gateway worker %s: cannot start", os.getpid())
         sys.exit(STARTUP_FAILURE)
-    if os.environ.get(PID_HEADER_ENV) == "1":
-        return WorkerPidHeader(app)
-    return app
+    return WorkerApp(app, handoff=Path(path), parent_pid=payload["parent_pid"],
+                     pid_header=os.environ.get(PID_HEADER_ENV) == "1")
 
 
 # -- the supervisor ------------------------------------------------------------------------

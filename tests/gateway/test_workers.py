@@ -172,14 +172,20 @@ class Supervisor:
         return self.proc.wait(STOP_DEADLINE_S)
 
     def close(self) -> None:
+        """SIGTERM (so the supervisor removes its hand-off), then SIGKILL to the group."""
         for client in self._clients:
             client.close()
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self.proc.wait(STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
                 pass
-            self.proc.wait(10)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -431,12 +437,14 @@ def test_a_killed_supervisor_takes_its_workers_with_it(tmp_path):
     sup = Supervisor(tmp_path)
     try:
         pids = sup.worker_pids(2)
+        handoff = Path(environ_of(min(pids))[CONFIG_ENV])
         os.kill(sup.proc.pid, signal.SIGKILL)  # no cleanup at all: PR_SET_PDEATHSIG does it
         sup.proc.wait(10)
         deadline = time.monotonic() + STOP_DEADLINE_S
         while not all(gone(pid) for pid in pids):
             assert time.monotonic() < deadline, [pid for pid in pids if not gone(pid)]
             time.sleep(0.1)
+        assert not handoff.parent.exists()  # removed by the orphaned workers on their way out
     finally:
         sup.close()
 
