@@ -9,6 +9,10 @@ name, and also takes a ``postgresql://`` URL (several gateways on several machin
 ``--api-key KEY`` (repeatable) and ``--api-keys-file FILE`` make the gateway require
 ``Authorization: Bearer KEY`` on every route but /health; each key's responses are its own
 (reference_gateway/auth.py). Without them the gateway is open: run it on loopback only.
+
+``GET /metrics`` serves Prometheus metrics (``--no-metrics``: none); ``--log-format json`` writes
+one JSON object per line on stderr; ``OTEL_EXPORTER_OTLP_ENDPOINT`` (with the ``otel`` extra
+installed) sends traces (reference_gateway/observe.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reference_gateway import logs
 from reference_gateway.auth import read_keys_file
 from reference_gateway.builtin.config import BuiltinConfig, ConfigError, read_config
 from reference_gateway.config import CODE_INTERPRETER_MODES, DEFAULT_MAX_BODY_BYTES, GatewayConfig
@@ -102,13 +107,44 @@ def parser() -> argparse.ArgumentParser:
                    "routes by model or prefix; reference_gateway/routing.py); replaces --upstream")
     p.add_argument("--upstream-api-kind", choices=("chat_completions", "responses"), default="chat_completions",
                    help="what --upstream speaks: chat completions (default) or a native /v1/responses, in front "
-                   "of which the gateway keeps store, previous_response_id, GET and built-in tools (native.py)")
+                   "of which the gateway keeps store, previous_response_id and GET (native.py)")
+    p.add_argument("--history-cache-size", type=int, default=1024, metavar="N",
+                   help="finished responses kept in memory for previous_response_id chains (default 1024; 0: off)")
+    p.add_argument("--history-cache-ttl", type=float, default=300.0, metavar="SECONDS",
+                   help="how long one is kept (default 300); a hit is still checked against the store")
+    # -- workers (issue 8; reference_gateway/worker.py)
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="serve with N worker processes on one port, sharing the store (a SQLite file or "
+                   "postgresql://; not :memory:); the mock upstream, if any, runs once in the supervisor "
+                   "(default: 1, in this process)")
+    # -- observability (issue 8; reference_gateway/observe.py)
+    p.add_argument("--log-format", choices=logs.LOG_FORMATS, default="text",
+                   help="text (default: uvicorn's lines) or json: one JSON object per line on stderr, with an "
+                   "access line per request carrying its response id (reference_gateway/logs.py)")
+    p.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="serve no GET /metrics and count nothing (default: Prometheus metrics on /metrics, "
+                   "open like /health)")
     return p
+
+
+def _workers(text: str) -> int:
+    workers = int(text)
+    if workers < 1:
+        raise ValueError(text)
+    return workers
+
+
+_workers.__name__ = "worker count"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    logs.configure(args.log_format)  # -- observability (issue 8): json lines from here on
+    from reference_gateway.worker import refusal as workers_refusal
+
+    if workers_refusal(args.workers, args.db):  # -- workers (issue 8): before anything starts
+        p.error(workers_refusal(args.workers, args.db))
     import uvicorn
 
     from reference_gateway.app import create_app
@@ -159,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                 tool_loop_timeout_s=args.tool_loop_timeout,
                 routes=routes,
                 upstream_api_kind=args.upstream_api_kind,
+                history_cache_entries=args.history_cache_size,
+                history_cache_ttl_s=args.history_cache_ttl,
+                metrics=args.metrics, log_format=args.log_format,  # -- observability (issue 8)
             )
         except ValueError as exc:
             p.error(str(exc))
@@ -169,17 +208,26 @@ def main(argv: list[str] | None = None) -> int:
                 for spec in config.upstream_specs:
                     wait_for_upstream(spec.url, api_key=spec.api_key,
                                       wait_s=config.upstream_wait_s, interval_s=config.upstream_poll_interval_s,
-                                      notify=lambda line: print(line, file=sys.stderr))
+                                      notify=logs.announcer(args.log_format))
             except UpstreamNotReady as exc:
                 p.exit(2, f"{p.prog}: {exc}\n")
-        print(f"reference gateway on http://{args.host}:{args.port}/v1 -> {upstream_url}", file=sys.stderr)
+        if args.workers > 1:  # -- workers (issue 8): this process supervises N workers
+            from reference_gateway.worker import WorkersError, serve_workers
+
+            try:
+                return serve_workers(config, host=args.host, port=args.port, workers=args.workers,
+                                     notify=logs.announcer(args.log_format),
+                                     uvicorn_options=logs.uvicorn_options(args.log_format))
+            except WorkersError as exc:
+                p.exit(2, f"{p.prog}: {exc}\n")
+        logs.announcer(args.log_format)(f"reference gateway on http://{args.host}:{args.port}/v1 -> {upstream_url}")
         from reference_gateway.sandbox import SandboxError
 
         try:
             app = create_app(config)  # opens the store (a file that is not SQLite, Postgres down), the sandbox
         except (StoreError, SandboxError) as exc:
             p.exit(2, f"{p.prog}: {exc}\n")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **logs.uvicorn_options(args.log_format))
     finally:
         if mock is not None:
             mock.close()

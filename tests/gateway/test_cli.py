@@ -21,6 +21,10 @@ from reference_gateway.__main__ import main
         (["--upstream", "http://127.0.0.1:1/v1", "--web-search-profile", "news"], "webSearchProfiles"),
         (["--upstream", "http://127.0.0.1:1/v1", "--code-interpreter", "external"], "--code-interpreter-url"),
         (["--code-interpreter", "docker"], "--code-interpreter"),
+        (["--routes", "/nonexistent/routes.json"], "cannot read"),
+        (["--routes", "/nonexistent/routes.json", "--upstream", "http://127.0.0.1:1/v1"], "not both"),
+        (["--upstream-api-kind", "grpc"], "--upstream-api-kind"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--history-cache-size", "-1"], "history_cache_entries"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, says):
