@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reference_gateway import native, translate
+from reference_gateway import compaction, native, translate
 from reference_gateway.background import BackgroundRunner
 from reference_gateway.config import DEFAULT_UPSTREAM, GatewayConfig
 from reference_gateway.emitter import Emitter
@@ -348,6 +348,21 @@ def create_app(config: GatewayConfig) -> Starlette:
         if config.done_sentinel:
             yield b"data: [DONE]\n\n"
 
+    async def compact(request: Request) -> Response:
+        """``POST /v1/responses/compact`` (compaction.py): the conversation as one item."""
+        body = compaction.check_params(await read_json(request, config.max_body_bytes))
+        items = compaction.input_items(body)
+        if body.get("previous_response_id") is not None:
+            previous = history.record(body["previous_response_id"], tenant(request))
+            if previous is None:
+                raise APIError(400, f"Previous response with id '{body['previous_response_id']}' not found.",
+                               param="previous_response_id", code="previous_response_not_found")
+            items = previous.context + previous.body["output"] + items
+        if not items:
+            raise APIError(400, "Nothing to compact: give 'input' or 'previous_response_id'.", param="input",
+                           code="missing_required_parameter")
+        return JSONResponse(compaction.compacted(compaction.expand(items)))
+
     async def retrieve(request: Request) -> Response:
         response = store.get(request.path_params["response_id"], tenant(request))
         if response is None:
@@ -405,6 +420,7 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     routes = [
         Route("/v1/responses", create, methods=["POST"]),
+        Route("/v1/responses/compact", compact, methods=["POST"]),
         Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),

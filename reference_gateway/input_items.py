@@ -10,6 +10,8 @@ Accepted item types (anything else is refused with ``unsupported_parameter`` nam
     function_call_output  the client's result for a call (``ResponseFunctionToolCallOutputItem``)
     reasoning             a reasoning item fed back by a client (vLLM's client pattern); kept in
                           the stored context, contributes nothing to the chat messages
+    compaction            the item ``POST /v1/responses/compact`` made (compaction.py), expanded
+                          back into the items it packed before anything is sent upstream
     mcp_approval_response the client's answer to an ``mcp_approval_request`` of the previous
                           response (``approval_request_id``, ``approve``; builtin/loop.py acts on it)
     mcp_list_tools, mcp_call, mcp_approval_request, code_interpreter_call, web_search_call
@@ -187,7 +189,18 @@ def _fed_back(item: dict, where: str) -> dict:
     return dict(item)
 
 
+def _compaction(item: dict, where: str) -> dict:
+    """A ``compaction`` item from ``POST /v1/responses/compact`` (compaction.py), checked now so
+    that a bad blob is a 400 naming its place."""
+    from reference_gateway.compaction import unpack
+
+    blob = _required_string(item, "encrypted_content", where)
+    unpack(blob, where)
+    return {"id": _item_id(item, where, "cmp"), "type": "compaction", "encrypted_content": blob}
+
+
 ITEM_PARSERS = {
+    "compaction": _compaction,
     "mcp_approval_response": _approval_response,
     **{kind: _fed_back for kind in FED_BACK_ITEMS},
     "message": _message,

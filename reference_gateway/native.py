@@ -43,7 +43,9 @@ TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplet
 
 def native_request(req: CreateRequest, context: list[dict], *, stream: bool) -> dict:
     """The upstream's ``/v1/responses`` body: the conversation as input, nothing stored there."""
-    body: dict = {"model": req.model, "input": copy.deepcopy(context), "stream": stream, "store": False}
+    from reference_gateway.compaction import expand
+
+    body: dict = {"model": req.model, "input": copy.deepcopy(expand(context)), "stream": stream, "store": False}
     if req.instructions is not None:
         body["instructions"] = req.instructions
     for key, value in (("temperature", req.temperature), ("top_p", req.top_p),

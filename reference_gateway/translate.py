@@ -51,11 +51,13 @@ def chat_messages(instructions: str | None, context: list[dict]) -> list[dict]:
     assistant message with ``tool_calls``. A ``function_call_output`` must answer a function call
     earlier in the conversation.
     """
+    from reference_gateway.compaction import expand
+
     messages: list[dict] = []
     if instructions is not None:
         messages.append({"role": "system", "content": instructions})
     call_ids: set[str] = set()
-    for item in context:
+    for item in expand(context):
         kind = item["type"]
         if kind == "message":
             messages.append({"role": item["role"], "content": _content_text(item["content"])})

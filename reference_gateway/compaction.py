@@ -1,0 +1,130 @@
+"""``POST /v1/responses/compact``: a conversation packed into one ``compaction`` item.
+
+OpenAI's endpoint returns a ``response.compaction`` object (the SDK's CompactedResponse) whose
+``output`` is "a list of all user messages, followed by a single compaction item"; a later
+request takes those items as ``input`` and goes on from there.
+
+Decisions:
+
+- Lossless: the gateway does not ask the model to summarize. The compaction item carries every
+  item of the conversation that is not a user message (assistant messages, reasoning, tool calls
+  and their outputs, built-in tool items), in order, so a request that sends the compacted
+  output back sees exactly the context it would have seen. ``usage`` is therefore zero.
+- ``encrypted_content`` is opaque to clients but not encrypted: ``rgc1.`` + base64url of the
+  items' compact JSON. A client could forge one, but only of its own context, which it can send
+  as plain items anyway; nothing a client can put there reaches anyone else. A blob that does
+  not decode is a 400 naming ``input[i].encrypted_content``.
+- User messages are moved out of the blob and listed first, as OpenAI lists them. Their
+  position relative to the other items is recorded in the blob (``{"user": k}`` markers), so
+  expansion restores the original order exactly.
+- ``model`` is required (400 ``missing_required_parameter``), as the SDK's params say; the
+  compacted object is not stored (OpenAI gives it no GET either).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+
+from openai.types.responses.response_compact_params import ResponseCompactParams
+
+from reference_gateway.errors import invalid
+from reference_gateway.ids import new_id
+from reference_gateway.input_items import parse_input, type_error
+
+PREFIX = "rgc1."
+KNOWN_PARAMS = frozenset(ResponseCompactParams.__annotations__)
+# Accepted only when absent or null: nothing behind them here.
+UNSUPPORTED = frozenset(KNOWN_PARAMS - {"model", "input", "instructions", "previous_response_id",
+                                        "prompt_cache_key"})
+ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+              "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
+
+
+def _is_user(item: dict) -> bool:
+    return item.get("type") == "message" and item.get("role") == "user"
+
+
+def pack(items: list[dict]) -> str:
+    """The compaction blob of ``items``: the non-user items, with markers where users spoke."""
+    packed, users = [], 0
+    for item in items:
+        if _is_user(item):
+            packed.append({"user": users})
+            users += 1
+        else:
+            packed.append(item)
+    data = json.dumps(packed, separators=(",", ":"), ensure_ascii=False).encode()
+    return PREFIX + base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unpack(blob: str, where: str) -> list[dict]:
+    """The items a blob packed, user markers included (``{"user": k}``)."""
+    bad = invalid(f"Invalid '{where}.encrypted_content': not a compaction made by this gateway.",
+                  param=f"{where}.encrypted_content")
+    if not isinstance(blob, str) or not blob.startswith(PREFIX):
+        raise bad
+    text = blob[len(PREFIX):]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
+        raise bad
+    return data
+
+
+def expand(context: list[dict]) -> list[dict]:
+    """``context`` with each compaction item replaced by what it packed, its user messages put
+    back where they were: they are the ``k`` user messages right before the item (the compact
+    endpoint lists them first), ``k`` being the item's number of user markers."""
+    out: list[dict] = []
+    for n, item in enumerate(context):
+        if item.get("type") != "compaction":
+            out.append(item)
+            continue
+        packed = unpack(item.get("encrypted_content"), f"input[{n}]")
+        wanted = sum(1 for p in packed if set(p) == {"user"})
+        users: list[dict] = []
+        while out and _is_user(out[-1]) and len(users) < wanted:
+            users.insert(0, out.pop())
+        for entry in packed:
+            if set(entry) != {"user"}:
+                out.append(entry)
+            elif entry["user"] < len(users):
+                out.append(users[entry["user"]])
+    return out
+
+
+def check_params(body: object) -> dict:
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
+    for name in body:
+        if name not in KNOWN_PARAMS:
+            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        if name in UNSUPPORTED and body[name] is not None:
+            from reference_gateway.errors import unsupported
+
+            raise unsupported(name)
+    if body.get("model") is None:
+        raise invalid("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(body["model"], str) or not body["model"].strip():
+        raise type_error("model", "a non-empty string", body["model"])
+    for name in ("instructions", "previous_response_id", "prompt_cache_key"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise type_error(name, "a string", body[name])
+    return body
+
+
+def compacted(context: list[dict]) -> dict:
+    """The CompactedResponse for a conversation (already expanded: no compaction items)."""
+    users = [item for item in context if _is_user(item)]
+    item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": pack(context)}
+    return {"id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
+            "output": users + [item], "usage": dict(ZERO_USAGE)}
+
+
+def input_items(body: dict) -> list[dict]:
+    return parse_input(body["input"]) if body.get("input") is not None else []
