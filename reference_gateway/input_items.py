@@ -5,7 +5,8 @@ Accepted item types (anything else is refused with ``unsupported_parameter`` nam
 
     message               roles user/system/developer -> ``ResponseInputMessageItem`` with
                           ``input_text`` parts; role assistant -> ``ResponseOutputMessage`` with
-                          ``output_text`` parts (assistant history fed back by a client)
+                          ``output_text`` parts (assistant history fed back by a client), keeping
+                          its ``phase`` (commentary / final_answer) when it has one
     function_call         a call the model made earlier (``ResponseFunctionToolCallItem``)
     function_call_output  the client's result for a call (``ResponseFunctionToolCallOutputItem``)
     reasoning             a reasoning item fed back by a client (vLLM's client pattern); kept in
@@ -31,6 +32,9 @@ from reference_gateway.ids import new_id
 
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
 TEXT_PART_TYPES = ("input_text", "output_text")
+# An assistant message's phase (the SDK's ResponseOutputMessage.phase): clients resend it on
+# follow-up requests; other roles have none.
+MESSAGE_PHASES = ("commentary", "final_answer")
 
 
 def _json_type(value: Any) -> str:
@@ -112,11 +116,18 @@ def _message(item: dict, where: str) -> dict:
         )
     texts = _texts(item.get("content"), where)
     item_id = _item_id(item, where, "msg")
+    phase = item.get("phase")
+    if phase is not None and (role != "assistant" or phase not in MESSAGE_PHASES):
+        raise invalid(f"Invalid value for '{where}.phase': an assistant message's phase is one of "
+                      f"{', '.join(MESSAGE_PHASES)}.", param=f"{where}.phase")
     if role == "assistant":
         parts = [{"type": "output_text", "text": t, "annotations": [], "logprobs": []} for t in texts]
     else:
         parts = [{"type": "input_text", "text": t} for t in texts]
-    return {"id": item_id, "type": "message", "role": role, "content": parts, "status": "completed"}
+    normalized = {"id": item_id, "type": "message", "role": role, "content": parts, "status": "completed"}
+    if phase is not None:
+        normalized["phase"] = phase  # kept: stored, listed by input_items, sent to a native upstream
+    return normalized
 
 
 def _function_call(item: dict, where: str) -> dict:
