@@ -33,13 +33,13 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reference_gateway.builtin.config import normalize_url
+from reference_gateway.config_file import load_json
 
 API_KINDS = ("chat_completions", "responses")
 
@@ -127,12 +127,4 @@ def parse_routes(data: Any, *, source: str = "routes") -> Routes:
 
 
 def read_routes(path: str | Path) -> Routes:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RoutesError(f"--routes {path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise RoutesError(f"--routes {path}: not JSON ({exc})") from None
-    return parse_routes(data, source=str(path))
+    return parse_routes(load_json(path, flag="--routes", error=RoutesError), source=str(path))

@@ -32,13 +32,14 @@ Errors are one line naming the file and the key (``ConfigError``), never a trace
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from reference_gateway.config_file import load_json
 
 # A server_label as OpenAI accepts it (letters, digits, '-' and '_'); the gateway puts it in a
 # function name (``mcp__<label>__<tool>``, at most 64 characters), so it is kept short.
@@ -139,12 +140,4 @@ def parse_config(data: Any, *, source: str = "mcp config") -> BuiltinConfig:
 
 
 def read_config(path: str | Path) -> BuiltinConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--mcp-config {path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"--mcp-config {path}: not JSON ({exc})") from None
-    return parse_config(data, source=str(path))
+    return parse_config(load_json(path, flag="--mcp-config", error=ConfigError), source=str(path))

@@ -53,7 +53,6 @@ def _http_client(headers: dict[str, str]):
 
 def _client(url: str, headers: dict[str, str]):
     from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
 
     if not headers:
         return Client(url)
