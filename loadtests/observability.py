@@ -24,10 +24,10 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from loadtests import servers
-from loadtests.metrics import Sample, Window, distribution
+from loadtests.metrics import Sample
+from loadtests.overhead import fmt, pool
 from loadtests.runner import machine_info, run
 from loadtests.workload import Workload
 
@@ -180,28 +180,8 @@ def micro(requests: int = 20000, events: int = 40) -> dict[str, float]:
 
 def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict], paths: list[str]) -> list[dict]:
     by_label = {st["label"]: st for st in stage_results}
-    levels = []
-    for level in sorted({s["level"] for s in specs}):
-        row: dict[str, Any] = {"level": level}
-        for path in paths:
-            labels = [s["label"] for s in specs if s["level"] == level and s["path"] == path]
-            pooled = []
-            for label in labels:
-                w = Window(*by_label[label]["window"])
-                pooled += [s for s in samples if s.stage == label and w.start <= s.t_send < w.end]
-            ok = [s for s in pooled if s.ok]
-            rounds = [by_label[lb] for lb in labels]
-            tok_s = [r.get("streamed_output_throughput") or r.get("output_throughput") or 0.0 for r in rounds]
-            row[path] = {"requests": len(pooled), "failed": len(pooled) - len(ok),
-                         "ttft_ms": distribution([s.ttft for s in ok if s.ttft is not None]),
-                         "itl_ms": distribution([g for s in ok for g in s.itls]),
-                         "output_tok_s": sum(tok_s) / len(tok_s), "output_tok_s_rounds": tok_s}
-        levels.append(row)
-    return levels
-
-
-def _f(v, nd=2) -> str:
-    return "-" if v is None else f"{v:.{nd}f}"
+    return [{"level": level, **{path: pool(by_label, samples, specs, level=level, path=path) for path in paths}}
+            for level in sorted({s["level"] for s in specs})]
 
 
 def render_md(doc: dict) -> str:
@@ -220,9 +200,9 @@ def render_md(doc: dict) -> str:
     for row in doc["levels"]:
         for path in ("direct", *names):
             d = row[path]
-            lines.append(f"| {row['level']} | {path} | {d['requests']} | {d['failed']} | {_f(d['ttft_ms']['p50'])} | "
-                         f"{_f(d['ttft_ms']['p99'])} | {_f(d['itl_ms']['p50'])} | {_f(d['itl_ms']['p99'])} | "
-                         f"{_f(d['output_tok_s'], 0)} |")
+            lines.append(f"| {row['level']} | {path} | {d['requests']} | {d['failed']} | {fmt(d['ttft_ms']['p50'])} | "
+                         f"{fmt(d['ttft_ms']['p99'])} | {fmt(d['itl_ms']['p50'])} | {fmt(d['itl_ms']['p99'])} | "
+                         f"{fmt(d['output_tok_s'], 0)} |")
     base = names[0]
     lines += ["", f"Against `{base}` (ms; ratio of output tokens/s):", "",
               "| streams | variant | TTFT p50 | TTFT p99 | ITL p50 | ITL p99 | throughput ratio |",
@@ -234,13 +214,13 @@ def render_md(doc: dict) -> str:
             diff = {f"{k}_{p}": (v[f"{k}_ms"][p] - b[f"{k}_ms"][p]) if None not in (v[f"{k}_ms"][p], b[f"{k}_ms"][p])
                     else None for k in ("ttft", "itl") for p in ("p50", "p99")}
             ratio = v["output_tok_s"] / b["output_tok_s"] if b["output_tok_s"] else None
-            lines.append(f"| {row['level']} | {name} | {_f(diff['ttft_p50'])} | {_f(diff['ttft_p99'])} | "
-                         f"{_f(diff['itl_p50'])} | {_f(diff['itl_p99'])} | {_f(ratio, 3)} |")
+            lines.append(f"| {row['level']} | {name} | {fmt(diff['ttft_p50'])} | {fmt(diff['ttft_p99'])} | "
+                         f"{fmt(diff['itl_p50'])} | {fmt(diff['itl_p99'])} | {fmt(ratio, 3)} |")
     lines += ["", "Gateway CPU time over the whole run (each process busy only in its own rounds):", "",
               "| variant | CPU s | requests | CPU ms per request |", "|---|---:|---:|---:|"]
     for name in names:
         c = doc["cpu"][name]
-        lines.append(f"| {name} | {c['seconds']:.2f} | {c['requests']} | {_f(c['ms_per_request'], 3)} |")
+        lines.append(f"| {name} | {c['seconds']:.2f} | {c['requests']} | {fmt(c['ms_per_request'], 3)} |")
     if doc.get("micro_us"):
         lines += ["", "The middleware alone, in process (no network; a streamed create of 40 SSE chunks through "
                   "`observe.ObserveRequests`, minus the bare app): "

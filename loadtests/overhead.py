@@ -32,7 +32,6 @@ import locust  # noqa: F401  (first: gevent's monkey-patching)
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import servers
-from loadtests.metrics import Sample, Window, distribution, summarize
+from loadtests.metrics import Sample, Window, distribution
 from loadtests.runner import machine_info, run
 from loadtests.workload import Workload
 
@@ -209,6 +208,30 @@ def _tok_s(stage: dict) -> float:
     return stage.get("streamed_output_throughput") or stage.get("output_throughput") or 0.0
 
 
+def pool(by_label: dict[str, dict], samples: list[Sample], specs: list[dict], *, level: int,
+         path: str) -> dict[str, Any]:
+    """The rounds of one (level, path) pooled: exact latency distributions of the samples sent
+    inside each round's measured window, throughput as the mean over rounds."""
+    labels = [s["label"] for s in specs if s["level"] == level and s["path"] == path]
+    pooled: list[Sample] = []
+    for label in labels:
+        w = Window(*by_label[label]["window"])
+        pooled += [s for s in samples if s.stage == label and w.start <= s.t_send < w.end]
+    ok = [s for s in pooled if s.ok]
+    rounds = [by_label[lb] for lb in labels]
+    return {
+        "requests": len(pooled), "failed": len(pooled) - len(ok),
+        "ttft_ms": distribution([s.ttft for s in ok if s.ttft is not None]),
+        "itl_ms": distribution([g for s in ok for g in s.itls]),
+        "e2el_ms": distribution([s.e2el for s in ok if s.e2el is not None]),
+        # tokens as they arrive in the window (metrics.py: "streamed token throughput");
+        # completed-request counting jumps by whole waves when E2EL is close to the round's length
+        "output_tok_s": sum(_tok_s(r) for r in rounds) / len(rounds),
+        "output_tok_s_rounds": [_tok_s(r) for r in rounds],
+        "req_s": sum(r["request_throughput"] or 0 for r in rounds) / len(rounds),
+    }
+
+
 def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict], *,
               gateway_paths: list[str] | None = None) -> list[dict[str, Any]]:
     """Pool the rounds of each (level, path); compare each gateway path with direct. The first
@@ -219,26 +242,7 @@ def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict
     for level in sorted({s["level"] for s in specs}):
         row: dict[str, Any] = {"level": level}
         for path in ("direct", *gateway_paths):
-            labels = [s["label"] for s in specs if s["level"] == level and s["path"] == path]
-            pooled: list[Sample] = []
-            for label in labels:
-                st = by_label[label]
-                w = Window(*st["window"])
-                pooled += [s for s in samples if s.stage == label and w.start <= s.t_send < w.end]
-            ok = [s for s in pooled if s.ok]
-            rounds = [by_label[lb] for lb in labels]
-            row[path] = {
-                "requests": len(pooled), "failed": len(pooled) - len(ok),
-                "ttft_ms": distribution([s.ttft for s in ok if s.ttft is not None]),
-                "itl_ms": distribution([g for s in ok for g in s.itls]),
-                "e2el_ms": distribution([s.e2el for s in ok if s.e2el is not None]),
-                # tokens as they arrive in the window (metrics.py: "streamed token
-                # throughput"); completed-request counting jumps by whole waves when E2EL is
-                # close to the round's length
-                "output_tok_s": sum(_tok_s(r) for r in rounds) / len(rounds),
-                "output_tok_s_rounds": [_tok_s(r) for r in rounds],
-                "req_s": sum(r["request_throughput"] or 0 for r in rounds) / len(rounds),
-            }
+            row[path] = pool(by_label, samples, specs, level=level, path=path)
         d = row["direct"]
         row["vs_direct"] = {}
         for path in gateway_paths:
@@ -255,7 +259,7 @@ def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict
     return levels
 
 
-def _f(v, nd=2):
+def fmt(v, nd=2) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
@@ -289,9 +293,9 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
     for row in doc["levels"]:
         for path in ("direct", *paths):
             d = row[path]
-            lines.append(f"| {row['level']} | {path} | {d['requests']} | {d['failed']} | {_f(d['ttft_ms']['p50'])} | "
-                         f"{_f(d['ttft_ms']['p99'])} | {_f(d['itl_ms']['p50'])} | {_f(d['itl_ms']['p99'])} | "
-                         f"{_f(d['e2el_ms']['p50'])} | {_f(d['output_tok_s'], 0)} |")
+            lines.append(f"| {row['level']} | {path} | {d['requests']} | {d['failed']} | {fmt(d['ttft_ms']['p50'])} | "
+                         f"{fmt(d['ttft_ms']['p99'])} | {fmt(d['itl_ms']['p50'])} | {fmt(d['itl_ms']['p99'])} | "
+                         f"{fmt(d['e2el_ms']['p50'])} | {fmt(d['output_tok_s'], 0)} |")
     several = len(paths) > 1
     lines += ["", "| streams |" + (" path |" if several else "") + " added TTFT p50 | added TTFT p99 | added ITL p50 | "
               "added ITL p99 | throughput ratio (gateway/direct) |",
@@ -301,9 +305,9 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
             vs = (row.get("vs_direct", {}).get(path)
                   or {"added": row["added"], "throughput_ratio": row["throughput_ratio"]})  # an older results.json
             ad = vs["added"]
-            lines.append(f"| {row['level']} |" + (f" {path} |" if several else "") + f" {_f(ad['ttft_p50'])} | "
-                         f"{_f(ad['ttft_p99'])} | {_f(ad['itl_p50'])} | {_f(ad['itl_p99'])} | "
-                         f"{_f(vs['throughput_ratio'], 3)} |")
+            lines.append(f"| {row['level']} |" + (f" {path} |" if several else "") + f" {fmt(ad['ttft_p50'])} | "
+                         f"{fmt(ad['ttft_p99'])} | {fmt(ad['itl_p50'])} | {fmt(ad['itl_p99'])} | "
+                         f"{fmt(vs['throughput_ratio'], 3)} |")
     lines += ["", "Goals: added TTFT p50 < 1 ms and p99 < 5 ms at 256 streams; throughput ratio >= 0.98.", "",
               f"![gateway overhead]({png_name})", ""]
     return "\n".join(lines) + "\n"
