@@ -173,8 +173,6 @@ def hosted_tools(tools: tuple[dict, ...], function_names: list[str], *, config: 
                  request_headers: dict[int, dict[str, str]]) -> Hosted:
     """``tools``: the request's tools as parsed (tools.py). ``request_headers``: the ``headers``
     a request gave an mcp tool (index -> headers), which tools.py keeps out of the echo."""
-    clash = {CODE_FUNCTION, SEARCH_FUNCTION} & set(function_names) or \
-        {n for n in function_names if n.startswith(MCP_PREFIX)}
     hosted = Hosted()
     for i, tool in enumerate(tools):
         kind, where = tool["type"], f"tools[{i}]"
@@ -191,9 +189,10 @@ def hosted_tools(tools: tuple[dict, ...], function_names: list[str], *, config: 
             hosted.web_search = True
         elif kind == "mcp":
             hosted.mcp.append(_mcp_tool(i, tool, where, config, request_headers.get(i) or {}))
-    if hosted and clash:
-        name = sorted(clash)[0]
-        raise invalid(f"Invalid 'tools': the function name {name!r} is reserved for built-in tools.", param="tools")
+    reserved = [n for n in function_names if n in (CODE_FUNCTION, SEARCH_FUNCTION) or n.startswith(MCP_PREFIX)]
+    if hosted and reserved:
+        raise invalid(f"Invalid 'tools': the function name {reserved[0]!r} is reserved for built-in tools.",
+                      param="tools")
     return hosted
 
 

@@ -179,6 +179,16 @@ def test_mcp_servers_outside_the_config_are_refused(http, tool, param):
     assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
+@pytest.mark.parametrize("name", ["web_search", "code_interpreter", f"mcp__{LABEL}__add"])
+def test_function_names_of_the_builtin_mapping_are_reserved(http, tools_server, name):
+    function = {"type": "function", "name": name, "parameters": {"type": "object", "properties": {}}}
+    r = http.post("/responses", json={"model": "mock-1", "input": "x",
+                                      "tools": [function, mcp_tool(tools_server.url)]})
+    assert r.status_code == 400 and name in r.json()["error"]["message"], r.text
+    # without a built-in tool beside it the name means nothing special
+    assert http.post("/responses", json={"model": "mock-1", "input": "x", "tools": [function]}).status_code == 200
+
+
 def test_a_configured_label_needs_no_url(http, tools_server):
     r = http.post("/responses", json={"model": "mock-1", "input": "x", "tools": [
         {"type": "mcp", "server_label": "configured", "require_approval": "never"}],
