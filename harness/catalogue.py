@@ -42,7 +42,14 @@ class Profile:
     schemas: str
     done_sentinel: str  # "forbidden" | "required" | "optional"
     unknown_events: str  # "forbid" | "allow_prefixed" | "allow"
+    # another implementation's name for an event -> this profile's name (reported when used)
     event_aliases: dict[str, str] = field(default_factory=dict)
+    # this profile's event name -> the name specs/grammar.yaml uses (OpenAI's)
+    grammar_names: dict[str, str] = field(default_factory=dict)
+    # scenario feature -> why this profile does not judge it (its scenarios are `skip`)
+    out_of_profile: dict[str, str] = field(default_factory=dict)
+    # the schema folder for roots this profile's own schemas do not define
+    fallback_schemas: str | None = None
     schema_relaxations: tuple[dict[str, Any], ...] = ()
     event_schema_overrides: dict[str, str] = field(default_factory=dict)
     level_overrides: dict[str, str] = field(default_factory=dict)
@@ -93,6 +100,9 @@ def load_profile(name: str) -> Profile:
         done_sentinel=raw["done_sentinel"],
         unknown_events=raw["unknown_events"],
         event_aliases=dict(raw.get("event_aliases") or {}),
+        grammar_names=dict(raw.get("grammar_names") or {}),
+        out_of_profile=dict(raw.get("out_of_profile") or {}),
+        fallback_schemas=raw.get("fallback_schemas"),
         schema_relaxations=tuple(raw.get("schema_relaxations") or ()),
         event_schema_overrides=dict(raw.get("event_schema_overrides") or {}),
         level_overrides=dict(raw.get("level_overrides") or {}),

@@ -50,6 +50,9 @@ class ScenarioItem(pytest.Item):
         if self.scenario.targets and target.name not in self.scenario.targets:
             pytest.skip(f"runs only against {', '.join(self.scenario.targets)}")
         profile = config.getoption("--respcheck-profile")
+        outside = load_catalogue(profile).profile.out_of_profile.get(self.scenario.feature)
+        if outside:
+            pytest.skip(f"not judged under profile {profile}: {outside}")
         with Transport(target.base_url, api_key=target.api_key) as transport:
             outcome = run_scenario(self.scenario, target, transport, profile=profile,
                                    catalogue=load_catalogue(profile))

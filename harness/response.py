@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.findings import FindingLog
 from harness.schemas import SchemaSet
+from harness.spec_rules import check_output_items, extensions_allowed, without_extensions
 
 FINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 ENVELOPE_KEYS = ("message", "type", "param", "code")
@@ -23,11 +24,17 @@ def check_response_object(response: Any, log: FindingLog, *, evidence: dict | No
               "response.usage.consistent")
     if schemas is not None:
         log.apply("schema.response")
-        for err in schemas.validate_root("Response", response):
+        checked = response
+        if isinstance(response, dict) and extensions_allowed(schemas.profile):
+            checked = without_extensions(response)
+        for err in schemas.validate_root("Response", checked):
             log.fail("schema.response", err.message, **ev, path=p + err.path[1:])
     if not isinstance(response, dict):
         log.fail("response.object", "the body is not a JSON object", **ev, path=p)
         return
+    if schemas is not None:
+        check_output_items(response, log, schemas.profile, known_types=schemas.output_item_types,
+                           evidence=ev, path_prefix=p)
     if response.get("object") != "response" or not isinstance(response.get("id"), str) \
             or not response.get("id"):
         log.fail("response.object", f"object={response.get('object')!r} id={response.get('id')!r}",
@@ -69,10 +76,27 @@ def check_response_object(response: Any, log: FindingLog, *, evidence: dict | No
                          expected=it + ot, actual=tt)
 
 
-def check_error_body(body: Any, log: FindingLog, *, schemas: SchemaSet | None) -> None:
+# Open Responses' error types and their status codes (specification, "Error Types"). The
+# specification says they "generally, but not always" map, so errors.type_status is a SHOULD;
+# types outside this table (OpenAI's invalid_request_error, ...) are not judged by it.
+SPEC_ERROR_STATUS = {"server_error": 500, "invalid_request": 400, "not_found": 404,
+                     "model_error": 500, "too_many_requests": 429}
+
+
+def check_error_body(body: Any, log: FindingLog, *, schemas: SchemaSet | None,
+                     status: int | None = None) -> None:
     """An HTTP error body must be ``{"error": {"message", "type", "param", "code"}}``: all four
-    keys present (param and code may be null), as OpenAI's service sends them."""
+    keys present (param and code may be null), as OpenAI's service sends them. ``status``: the
+    HTTP status it came with (or a WebSocket error event's ``status``), for errors.type_status."""
     log.apply("schema.error_envelope")
+    err_type = body.get("error", {}).get("type") if isinstance(body, dict) and isinstance(
+        body.get("error"), dict) else None
+    if status is not None and err_type in SPEC_ERROR_STATUS:
+        log.apply("errors.type_status")
+        if SPEC_ERROR_STATUS[err_type] != status:
+            log.fail("errors.type_status", f"error type {err_type!r} comes with status "
+                     f"{status}; the specification maps it to {SPEC_ERROR_STATUS[err_type]}",
+                     path="$.error.type", expected=SPEC_ERROR_STATUS[err_type], actual=status)
     if schemas is not None:
         for err in schemas.validate_root("ErrorEnvelope", body):
             log.fail("schema.error_envelope", err.message, path=err.path)

@@ -35,6 +35,8 @@ from harness.findings import FindingLog
 from harness.phases import ItemPhases, PhaseGrammar, compile_phases
 from harness.response import check_response_object
 from harness.schemas import SchemaSet, schema_set
+from harness.spec_rules import (check_extension_event, check_output_items, extensions_allowed,
+                                 without_extensions)
 from harness.sse import Frame
 
 # Checks every stream with at least one frame is judged on.
@@ -104,6 +106,8 @@ class StreamChecker:
         self._phase_owners: dict[str, tuple[str, ...]] = pg.owners
         self._phase_cut_status = pg.cut_status
         self._aliases = self.profile.event_aliases
+        self._grammar_names = self.profile.grammar_names
+        self._extensions = extensions_allowed(self.profile)
         self._validators: dict[str, Any] = {}  # event type -> compiled validator (None: unknown)
         self.events: list[dict[str, Any]] = []
         self.final_response: dict[str, Any] | None = None
@@ -170,9 +174,20 @@ class StreamChecker:
         i = self._n if index is None else index
         self._n += 1
         self.events.append(event)
-        etype = self._aliases.get(event["type"], event["type"])
+        raw_type = event["type"]
         seq = event.get("sequence_number")
-        ev = {"frame": i, "sequence_number": seq, "event_type": etype}
+        ev = {"frame": i, "sequence_number": seq, "event_type": raw_type}
+        # The profile's name for the event (an alias from another implementation is judged by
+        # the profile's schema for it, and reported), then the grammar's name for it.
+        spec_type = self._aliases.get(raw_type)
+        if spec_type is not None:
+            log.apply("schema.event.spec_name")
+            log.fail("schema.event.spec_name", f"{raw_type!r} is another implementation's name; "
+                     f"profile {self.profile.name} names this event {spec_type!r}", **ev,
+                     expected=spec_type, actual=raw_type)
+        else:
+            spec_type = raw_type
+        etype = self._grammar_names.get(spec_type, spec_type)
 
         # Ordering: first event, sequence numbers, nothing after the terminal event.
         if self._n == 1:
@@ -186,6 +201,7 @@ class StreamChecker:
             log.fail("stream.sequence.contiguous",
                      f"sequence_number {seq} follows {self._last_seq}", **ev,
                      path="$.sequence_number", expected=self._last_seq + 1, actual=seq)
+        prev_seq = self._last_seq
         if isinstance(seq, int):
             self._last_seq = seq
         if self._after_terminal:
@@ -201,19 +217,26 @@ class StreamChecker:
         # invalid event goes back through validate_event for its error list.
         schemas = self.schemas
         if schemas is not None:
-            validator = self._validators.get(etype, self)
+            validator = self._validators.get(spec_type, self)
             if validator is self:
-                validator = self._validators[etype] = (schemas.event_validator(etype)
-                                                       if schemas.known_event(etype) else None)
+                validator = self._validators[spec_type] = (
+                    schemas.event_validator(spec_type) if schemas.known_event(spec_type) else None)
             if validator is None:
-                if not self._extension_allowed(etype):
-                    log.fail("schema.event.known_type", f"event type {etype!r} is not in the "
-                             "spec", **ev)
+                if not self._extension_allowed(raw_type):
+                    log.fail("schema.event.known_type", f"event type {raw_type!r} is not in "
+                             "the spec", **ev)
+                else:  # an extension event: judged by its required fields, then skipped
+                    check_extension_event(event, prev_seq, log, ev)
                 return
-            checked = dict(event, type=etype) if etype != event["type"] else event
+            checked = dict(event, type=spec_type) if spec_type != raw_type else event
+            if self._extensions:
+                checked = without_extensions(checked)
             if not validator.is_valid(checked):
                 for err in schemas.validate_event(checked):
-                    log.fail("schema.event", f"{etype}: {err.message}", **ev, path=err.path)
+                    log.fail("schema.event", f"{spec_type}: {err.message}", **ev, path=err.path)
+        elif self._extension_allowed(raw_type) and raw_type not in self._lifecycle:
+            check_extension_event(event, prev_seq, log, ev)
+            return
 
         # Lifecycle / terminal.
         if etype in self._lifecycle or etype in self._terminal:
@@ -305,6 +328,8 @@ class StreamChecker:
         # The final Response object itself (status/incomplete_details/usage rules), whether or
         # not it has output (an incomplete or failed response often has none).
         check_response_object(response, log, evidence=ev, schemas=None, path_prefix="$.response")
+        check_output_items(response, log, self.profile, evidence=ev, path_prefix="$.response",
+                           known_types=self.schemas.output_item_types if self.schemas else None)
 
     def _terminal_items(self, response: dict[str, Any], ev: dict[str, Any]) -> None:
         log = self.log

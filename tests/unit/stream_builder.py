@@ -29,6 +29,13 @@ def _response(status: str, output: list[dict[str, Any]], *, usage: bool) -> dict
         "id": RESPONSE_ID,
         "object": "response",
         "created_at": 1771009000,
+        # Open Responses requires these present (required-but-nullable, or required with a
+        # value); OpenAI's service sends them too.
+        "completed_at": 1771009002 if status in ("completed", "incomplete", "failed") else None,
+        "frequency_penalty": 0.0,
+        "presence_penalty": 0.0,
+        "prompt_cache_key": None,
+        "safety_identifier": None,
         "status": status,
         "background": False,
         "error": None,
