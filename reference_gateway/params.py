@@ -209,8 +209,10 @@ def _json_schema_format(fmt: dict) -> dict:
         value = fmt.get(key)
         if value is not None and not isinstance(value, kind):
             raise _type_error(f"text.format.{key}", expected, value)
-        if key in fmt:
-            echoed[key] = value
+        # Echoed always, as Open Responses' JsonSchemaResponseFormat requires both present:
+        # description null when not given, strict false (the gateway enforces the schema on
+        # the upstream only when asked).
+        echoed[key] = value if value is not None else (None if key == "description" else False)
     for key in fmt:
         if key not in ("type", "name", "schema", "description", "strict"):
             raise invalid(f"Unknown parameter: 'text.format.{key}'.", param=f"text.format.{key}",
