@@ -160,8 +160,15 @@ def load_run(directory: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def _labels(loaded: list[tuple[Path, dict[str, Any]]]) -> list[str]:
-    """Column names: target.name; duplicates get their folder's name, then a counter."""
-    names = [str((s.get("target") or {}).get("name") or d.name or "target") for d, s in loaded]
+    """Column names: target.name, then `· profile` and `· transport` when the runs compared do
+    not all share them (one target under both profiles: `reference · openai`,
+    `reference · openresponses`); duplicates get their folder's name, then a counter."""
+    def value(summary: dict[str, Any], key: str) -> str:
+        return str(summary.get(key) or ("http" if key == "transport" else "?"))
+
+    varying = [k for k in ("profile", "transport") if len({value(s, k) for _, s in loaded}) > 1]
+    names = [" · ".join([str((s.get("target") or {}).get("name") or d.name or "target"),
+                         *(value(s, k) for k in varying)]) for d, s in loaded]
     counts = Counter(names)
     labels = [n if counts[n] == 1 else f"{n} ({d.resolve().name})" for n, (d, _) in zip(names, loaded)]
     seen: Counter[str] = Counter()

@@ -218,3 +218,20 @@ def test_default_output_folder(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert Path(tmp_path / "reports" / "compare" / "comparison.html").is_file()
     assert Path(tmp_path / "reports" / "compare" / "comparison.md").is_file()
+
+
+def test_one_target_under_both_profiles_gets_a_column_per_profile(tmp_path):
+    """`run --profile openai --profile openresponses`: the same target twice, told apart by
+    profile in the column names (and only when the runs differ in it)."""
+    import json as _json
+
+    a = write_run(tmp_path, 0, dirname="reference@openai")
+    b = write_run(tmp_path, 0, dirname="reference@openresponses")
+    summary = _json.loads((b / "summary.json").read_text())
+    summary["profile"] = "openresponses"
+    (b / "summary.json").write_text(_json.dumps(summary))
+    comparison = build([a, b], tmp_path / "out")
+    assert [r.label for r in comparison.runs] == ["reference · openai",
+                                                  "reference · openresponses"]
+    same = build([write_run(tmp_path / "x", 0), write_run(tmp_path / "x", 1)], tmp_path / "out")
+    assert [r.label for r in same.runs] == ["reference", "vllm"]
