@@ -39,6 +39,17 @@ Model-name directives (anything else behaves like ``mock-1``):
                         ``mock-paced:0:5``). Non-streamed, it answers after the whole schedule.
                         It writes exactly ``max_tokens`` tokens when given (``finish_reason:
                         length``, as a random-weight model does), else ``DEFAULT_TOKENS``.
+    mock-call:NAME      a model that ignores what it was offered: it calls the function NAME
+                        (arguments ``{}``) whatever ``tools`` and ``tool_choice`` say, unless the
+                        last message is a tool result; for testing that what sits in front of it
+                        enforces ``allowed_tools`` (the gateway sends only the allowed tools)
+    mock-window:N       ``mock-1`` with a context window of N tokens instead of ``CONTEXT_WINDOW``
+
+Context window: a request whose messages hold more than ``CONTEXT_WINDOW`` tokens (counted as
+``usage.prompt_tokens`` counts them: the words of the messages' text) is refused exactly as vLLM
+refuses it: HTTP 400, ``{"error": {"message": "This model's maximum context length is N tokens.
+However, your prompt contains M input tokens, ...", "type": "BadRequestError", "param":
+"input_tokens", "code": 400}}`` (vllm/renderers/params.py, vLLM 0.32).
 
 Fault modes, for testing what sits in front of the mock (``mock-fault:MODE[:ARG]``; the answer
 is otherwise ``mock-1``'s). ``FAULT_TOKENS`` is the number of content tokens sent before a
@@ -118,6 +129,12 @@ DRIP_INTERVAL_S = 0.01
 # non-streamed answer (16 MiB), see reference_gateway/config.py.
 OVERSIZED_BYTES = 32 * 1024 * 1024
 RECORDED_STREAMS = 256
+CALL_PREFIX = "mock-call:"
+WINDOW_PREFIX = "mock-window:"
+# The mock's context window, in its tokens (words): vLLM's own default for a small model is its
+# max_position_embeddings; 32k is a common one (Llama 2 long, Mistral 7B), and far beyond every
+# request of the suite but the oversized-input scenario (suites/scenarios/errors/).
+CONTEXT_WINDOW = 32768
 TOOL_WORDS = re.compile(r"\b(tool|call)\b", re.IGNORECASE)
 VOCABULARY = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
@@ -242,6 +259,26 @@ def fault(model: str) -> tuple[str, float | None] | None:
     return mode, value
 
 
+def context_window(model: str) -> int:
+    """The window of ``model``: N for ``mock-window:N`` (a positive integer), else ``CONTEXT_WINDOW``.
+    Raises ValueError for a ``mock-window:`` name without a positive integer."""
+    if not model.startswith(WINDOW_PREFIX):
+        return CONTEXT_WINDOW
+    arg = model[len(WINDOW_PREFIX):]
+    if not arg.isdigit() or int(arg) < 1:
+        raise ValueError(f"the argument of {model!r} must be a positive integer")
+    return int(arg)
+
+
+def context_exceeded(window: int, prompt: int) -> Response:
+    """vLLM's answer to a prompt longer than its window (module docstring), word for word."""
+    message = (f"This model's maximum context length is {window} tokens. However, your prompt contains "
+               f"{prompt} input tokens, which exceeds this limit even without any output tokens. "
+               "Please reduce the length of the input prompt.")
+    return JSONResponse({"error": {"message": message, "type": "BadRequestError", "param": "input_tokens",
+                                   "code": 400}}, status_code=400)
+
+
 def _reset(transport) -> bool:
     """Reset the TCP connection (RST, not FIN): SO_LINGER with a zero timeout, then abort."""
     if transport is None:
@@ -298,6 +335,12 @@ def create_app() -> Starlette:
             faulty = fault(model)
         except ValueError as exc:
             return _error(400, str(exc), param="model")
+        try:
+            window = context_window(model)
+        except ValueError as exc:
+            return _error(400, str(exc), param="model")
+        if prompt_tokens(messages) > window:
+            return context_exceeded(window, prompt_tokens(messages))
         if faulty is not None and faulty[0] == "5xx":
             return _error(503, "The mock upstream is unavailable on purpose (mock-fault:5xx).", type="server_error")
         if model == "mock-slow":
@@ -314,6 +357,10 @@ def create_app() -> Starlette:
             arguments = _compact(tool_arguments(tool, messages))
             call_id = "call_" + hashlib.sha256(f"{digest}:{i}".encode()).hexdigest()[:24]
             calls.append((call_id, tool["name"], _chunks(arguments, TOOL_ARGUMENT_CHUNK)))
+        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        if model.startswith(CALL_PREFIX) and last.get("role") != "tool":
+            call_id = "call_" + hashlib.sha256(f"{digest}:misbehaving".encode()).hexdigest()[:24]
+            calls = [(call_id, model[len(CALL_PREFIX):], ["{}"])]
         response_format = body.get("response_format") if isinstance(body.get("response_format"), dict) else {}
         if calls or model == "mock-empty":
             answer = []

@@ -119,8 +119,18 @@ def _hosted_call(item: dict) -> tuple[str, str, str]:
         json.dumps({"sources": sources}) if sources else "(results not kept)"
 
 
+class ChatRequest(dict):
+    """A chat-completions body (a plain dict to httpx) that also carries the request's
+    ``truncation``: with ``"auto"``, upstream.py may send it again without its oldest messages
+    when the upstream says the context is too long (``drop_oldest``). Every path to the upstream
+    (streamed, not, background, the tool loop) builds its body here, so each honours it."""
+
+    truncation: str = "disabled"
+
+
 def chat_request(req: CreateRequest, messages: list[dict], *, stream: bool) -> dict:
-    body: dict = {"model": req.model, "messages": messages, "stream": stream}
+    body = ChatRequest(model=req.model, messages=messages, stream=stream)
+    body.truncation = req.truncation
     if stream:
         body["stream_options"] = {"include_usage": True}
     if req.temperature is not None:
@@ -143,6 +153,29 @@ def chat_request(req: CreateRequest, messages: list[dict], *, stream: bool) -> d
         schema = {k: fmt[k] for k in ("name", "schema", "description", "strict") if fmt.get(k) is not None}
         body["response_format"] = {"type": "json_schema", "json_schema": schema}
     return body
+
+
+# Roles that ``truncation: auto`` never drops: the instructions.
+KEPT_ROLES = ("system", "developer")
+
+
+def drop_oldest(messages: list[dict], count: int) -> list[dict]:
+    """``messages`` without their oldest ``count`` non-system messages (``truncation: auto``),
+    keeping at least the last one (this turn's input). The cut never leaves a tool result first:
+    it moves on past tool results, or back to the call they answer when they end the list. The
+    caller sees that nothing more can go when the list comes back no shorter."""
+    others = [i for i, m in enumerate(messages) if m.get("role") not in KEPT_ROLES]
+    cut = max(0, min(count, len(others) - 1))
+
+    def is_tool(n: int) -> bool:
+        return messages[others[n]].get("role") == "tool"
+
+    while cut < len(others) - 1 and is_tool(cut):
+        cut += 1
+    while cut > 0 and is_tool(cut):
+        cut -= 1
+    dropped = set(others[:cut])
+    return [m for i, m in enumerate(messages) if i not in dropped]
 
 
 def new_response(req: CreateRequest) -> dict:

@@ -29,6 +29,17 @@ task is sending is caught before the next read. The CancelledError is taken back
 ``Task.uncancel`` and becomes a 504; a cancellation from anyone else (the client went away)
 passes through untouched.
 
+Context too long: a 4xx whose message says the prompt exceeds the model's context window
+(vLLM: "This model's maximum context length is N tokens. However, ..."; ``CONTEXT_EXCEEDED``
+lists the wordings known) becomes 400 ``context_length_exceeded`` with ``param: "input"``, the
+code OpenAI uses. Streamed, the upstream refuses before its stream opens, so the client gets the
+envelope instead of a stream. ``truncation: "disabled"`` (the default) ends there: no input is
+dropped. ``truncation: "auto"`` (the body is a ``translate.ChatRequest`` that says so): the same
+body is sent again without its oldest non-system messages (``translate.drop_oldest``; 1, then 2,
+4, 8, ... of them, at most ``MAX_TRUNCATION_RETRIES`` times, never the last message) until the
+upstream accepts it; when nothing more can go the refusal stands. The stored conversation is
+never truncated, only what one upstream call sees.
+
 Caps: the stream is split into lines here, on the bytes, so an endless line is refused once it
 passes ``upstream_max_line_bytes`` instead of being buffered whole first (httpx's
 ``aiter_lines`` buffers it all). A non-streamed body, and the body of an error answer, is read up
@@ -39,7 +50,8 @@ in SSE but sent by no chat server, is not a line end here).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import orjson
@@ -47,6 +59,19 @@ import orjson
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
 from reference_gateway.observe import upstream_failed
+from reference_gateway.translate import drop_oldest
+
+# How chat servers say that the prompt does not fit: vLLM ("This model's maximum context length
+# is N tokens. However, your prompt contains M input tokens ..."; older: "However, you requested
+# M tokens"), OpenAI (the same sentence, and code context_length_exceeded), SGLang ("... is
+# longer than the model's context length"), llama.cpp ("the request exceeds the available
+# context size", type exceed_context_size_error).
+CONTEXT_EXCEEDED = re.compile(r"maximum context length|longer than the model's context length|"
+                              r"exceeds the available context size", re.IGNORECASE)
+CONTEXT_CODES = ("context_length_exceeded", "exceed_context_size_error")
+# ``truncation: auto`` drops 1, 2, 4, ... messages: 20 doublings are more messages than a
+# request body of the gateway's default 1 MiB cap can hold.
+MAX_TRUNCATION_RETRIES = 20
 
 def _bad_gateway(message: str, kind: str = "protocol") -> APIError:
     upstream_failed(kind)  # -- observability (issue 8): metrics.UPSTREAM_ERROR_KINDS
@@ -95,6 +120,10 @@ async def _raise_for_status(response: httpx.Response, cap: int) -> None:
         error, message = {}, data[:200].decode("utf-8", "replace")
     if 400 <= response.status_code < 500:
         upstream_failed("status_4xx")
+        if CONTEXT_EXCEEDED.search(message) or error.get("code") in CONTEXT_CODES \
+                or error.get("type") in CONTEXT_CODES:
+            raise APIError(400, message or "The input exceeds the model's context window.", param="input",
+                           code="context_length_exceeded")
         raise APIError(
             response.status_code,
             message or f"upstream returned {response.status_code}",
@@ -277,9 +306,29 @@ class Upstream:
         except ValueError:
             raise _bad_gateway(f"{what} is not JSON") from None
 
+    @staticmethod
+    async def _fitted(body: dict, send: Callable[[dict], Awaitable]):
+        """``send(body)``; under ``truncation: auto``, again without the oldest messages while the
+        upstream says the context is too long (module docstring). Each attempt has its own
+        deadline; there are at most ``MAX_TRUNCATION_RETRIES`` more."""
+        auto = getattr(body, "truncation", "disabled") == "auto" and isinstance(body.get("messages"), list)
+        attempt, count = body, 0
+        for _ in range(MAX_TRUNCATION_RETRIES):
+            try:
+                return await send(attempt)
+            except APIError as exc:
+                if not auto or exc.code != "context_length_exceeded":
+                    raise
+                count = max(1, 2 * count)
+                shorter = drop_oldest(body["messages"], count)
+                if len(shorter) == len(attempt["messages"]):
+                    raise  # nothing more can go: the refusal stands
+                attempt = {**body, "messages": shorter}
+        return await send(attempt)
+
     async def complete(self, body: dict) -> dict:
         """A non-streamed chat completion, under one deadline for the whole exchange."""
-        completion = await self._json("POST", "/chat/completions", "the answer", body)
+        completion = await self._fitted(body, lambda b: self._json("POST", "/chat/completions", "the answer", b))
         if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             raise _bad_gateway("the answer is not a chat completion")
         return completion
@@ -292,6 +341,10 @@ class Upstream:
         return answer
 
     async def open_stream(self, body: dict, *, path: str = "/chat/completions") -> UpstreamStream:
+        """Send a streamed request (``_open``), under ``truncation: auto`` trimmed until it fits."""
+        return await self._fitted(body, lambda b: self._open(b, path))
+
+    async def _open(self, body: dict, path: str) -> UpstreamStream:
         """Send a streamed request and check its status before the caller commits to a 200.
 
         The first-token deadline (and the whole-stream one) already runs here: a server that
