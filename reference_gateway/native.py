@@ -22,6 +22,11 @@ silently: each rule either corrects by rule (and is listed here and in the READM
     N7  the final output must be the items the stream carried (output_item.done, in
         output_index order); where the upstream's terminal output differs, the streamed items win
         (what the client already saw is what is stored).
+    N8  ``allowed_tools`` is a hard constraint here too: a function_call item naming a function
+        the request did not allow (not in ``tool_choice.tools``, or not in ``tools``) is never
+        relayed. Streamed, the stream fails at that item's first event (``error`` with code
+        ``tool_not_allowed``, then ``response.failed``); non-streamed, the response is failed
+        with no output (as on the chat path, tools.py).
 
 Built-in tools with a native upstream are refused (400): the gateway's tool loop drives chat
 completions (builtin/loop.py).
@@ -64,13 +69,38 @@ def native_request(req: CreateRequest, context: list[dict], *, stream: bool) -> 
     return body
 
 
+def allowed_functions(response: dict) -> frozenset[str]:
+    """N8: the function names the upstream may call, from the gateway's echoed request."""
+    choice = response.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        return frozenset(t.get("name") for t in choice.get("tools") or [])
+    return frozenset(t.get("name") for t in response.get("tools") or [] if t.get("type") == "function")
+
+
+def stray_call(response: dict, item: object) -> str | None:
+    """N8: the name of ``item`` when it is a function_call the request did not allow, else None."""
+    if not isinstance(item, dict) or item.get("type") != "function_call":
+        return None
+    name = item.get("name")
+    return None if name in allowed_functions(response) else str(name)
+
+
+def disallowed_message(name: str) -> str:
+    return f"The upstream called a tool that was not allowed: {name}."
+
+
 def finish(response: dict, upstream_final: dict, output: list[dict] | None = None) -> dict:
-    """N1 + N2 (+ N7 when ``output`` is the streamed items): fill the gateway's Response."""
+    """N1 + N2 (+ N7 when ``output`` is the streamed items) + N8: fill the gateway's Response."""
     status = upstream_final.get("status")
     if status not in TERMINAL:
         upstream_failed("protocol")  # -- observability (issue 8)
         raise APIError(502, f"Upstream error: the upstream's response has status {status!r}.",
                        type="server_error", code="upstream_error")
+    stray = next(filter(None, (stray_call(response, i) for i in upstream_final.get("output") or [])), None)
+    if output is None and stray is not None:
+        response.update(output=[], status="failed", usage=upstream_final.get("usage"), incomplete_details=None,
+                        error={"code": "server_error", "message": disallowed_message(stray)}, completed_at=None)
+        return response
     response["output"] = copy.deepcopy(output if output is not None else upstream_final.get("output") or [])
     response["status"] = status
     response["usage"] = upstream_final.get("usage")
@@ -115,6 +145,10 @@ class Relay:
             self.finished = True
             return [self._event({"type": TERMINAL[self.response["status"]], "response": copy.deepcopy(self.response)})]
         index = event.get("output_index")
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            stray = stray_call(self.response, event.get("item"))
+            if stray is not None:  # N8: nothing of it is relayed
+                return self.fail(disallowed_message(stray), "tool_not_allowed")
         if kind == "response.output_item.added" and isinstance(index, int):
             self.open[index] = copy.deepcopy(event.get("item") or {})
         elif kind == "response.output_item.done" and isinstance(index, int):

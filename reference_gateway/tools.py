@@ -10,9 +10,21 @@ reference_gateway/builtin/hosted.py's business. Any other type is refused with
     {"type": "function", "name": N}              chat {"type": "function", "function": {"name": N}}
     {"type": "allowed_tools", "mode": M,         only those tools are sent upstream, with
      "tools": [{"type": "function", "name"}]}    chat tool_choice M; a call to any other tool
-                                                 fails the response (see ``disallowed_calls``)
+                                                 fails the response (see below)
     {"type": "mcp", "server_label": L[, "name": N]}   a hosted tool of the request, forced on
     {"type": "code_interpreter"} | {"type": "web_search"}   the first upstream turn (hosted.py)
+
+``allowed_tools`` is a hard constraint (Open Responses: "any tool call to a tool not listed MUST
+be rejected or suppressed by the server"), and so is ``tools`` itself: a chat model may still
+call a tool it was not offered. Of the spec's options the gateway takes "treating it as a model
+error": such a call (``disallowed_calls``) fails the whole response, and never reaches the
+client as a function_call. Streamed, calls are buffered until the upstream ends (emitter.py), so
+nothing of it was sent: the stream ends ``error`` (code ``tool_not_allowed``) then
+``response.failed``; non-streamed, the Response is ``failed`` with no output (the built-in tool
+loop, builtin/loop.py: a 502 ``tool_not_allowed`` envelope); a native upstream's calls are held
+to it too (native.py, N8). Dropping the call and
+keeping the rest was not chosen: the client would get a turn the model did not make (with
+``mode: required``, perhaps no call at all) and no sign that anything was removed.
 """
 
 from __future__ import annotations

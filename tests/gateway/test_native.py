@@ -77,8 +77,21 @@ def _item(text: str) -> dict:
             "content": [{"type": "output_text", "text": text, "annotations": []}]}
 
 
+STRAY_CALL = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "get_weather",
+              "arguments": "{}", "status": "completed"}
+
+
 def _events(mode: str) -> list[dict]:
     started = {"id": "resp_up", "object": "response", "status": "in_progress", "output": []}
+    if mode == "stray_call":  # a function_call to a tool the request did not allow (N8)
+        return [{"type": "response.created", "sequence_number": 0, "response": started},
+                {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+                 "item": {**STRAY_CALL, "arguments": "", "status": "in_progress"}},
+                {"type": "response.function_call_arguments.delta", "sequence_number": 2, "output_index": 0,
+                 "item_id": "fc_1", "delta": "{}"},
+                {"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": STRAY_CALL},
+                {"type": "response.completed", "sequence_number": 4,
+                 "response": {**started, "status": "completed", "output": [STRAY_CALL]}}]
     events = [{"type": "response.created", "sequence_number": 7, "response": started},
               {"type": "response.output_item.added", "sequence_number": 9, "output_index": 0,
                "item": {**_item(""), "status": "in_progress", "content": []}}]
@@ -101,6 +114,8 @@ def _fake_app() -> Starlette:
     async def responses(request: Request):
         body = await request.json()
         mode = body["model"]
+        if not body["stream"] and mode == "stray_call":
+            return JSONResponse(_events(mode)[-1]["response"])
         if not body["stream"]:
             return JSONResponse({"id": "resp_up", "object": "response", "status": "queued", "output": []})
 
@@ -151,3 +166,25 @@ def test_n2_a_final_status_that_is_not_final_is_502(against_fake):
     assert judged.terminal_type == "response.failed"
     r = against_fake.post("/responses", json={"model": "anything", "input": "x"})  # non-streamed: queued
     assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
+
+
+ALLOWED_ONLY_ADD = {
+    "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+              {"type": "function", "name": "add", "parameters": {"type": "object", "properties": {}}}],
+    "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "add"}]}}
+
+
+def test_n8_a_call_to_a_tool_not_allowed_is_never_relayed(against_fake):
+    judged, failed = judged_stream(against_fake, {"model": "stray_call", "input": "x", **ALLOWED_ONLY_ADD})
+    assert not failed, failed[:3]
+    assert judged.terminal_type == "response.failed" and judged.response["output"] == []
+    assert not any((e.get("item") or {}).get("type") == "function_call"
+                   or e["type"].startswith("response.function_call") for e in judged.events)
+    assert [e["type"] for e in judged.events][-2:] == ["error", "response.failed"]
+    r = against_fake.post("/responses", json={"model": "stray_call", "input": "x", **ALLOWED_ONLY_ADD})
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "failed" and body["output"] == []
+    assert "get_weather" in body["error"]["message"]
+    allowed = {**ALLOWED_ONLY_ADD, "tool_choice": "auto"}  # every tool allowed: the call is relayed
+    r = against_fake.post("/responses", json={"model": "stray_call", "input": "x", **allowed})
+    assert r.json()["status"] == "completed" and r.json()["output"][0]["name"] == "get_weather"
