@@ -48,7 +48,8 @@ sends another model to the named target (the embedded upstream's special models)
 target's own model everywhere else. Expectations may hold references too.
 
 Requests may hold references to the run so far (harness/template.py): ``{{model}}``,
-``{{steps.create.response.id}}``, ``{{steps.create.response.output[type=function_call].call_id}}``.
+``{{steps.create.response.id}}``, ``{{steps.create.response.output[type=function_call].call_id}}``,
+and ``{{repeat:N:text}}`` (literal text N times, e.g. an input beyond any context window).
 """
 
 from __future__ import annotations

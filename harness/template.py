@@ -7,6 +7,10 @@
     {{steps.create.response.output}}                 a whole value (list, object, ...)
     {{steps.list.body.data[0].id}}                   the raw JSON body of an earlier step
 
+    {{repeat:N:text}}                                ``text`` N times over (literal text: no braces;
+                                                     spaces kept), e.g. an input larger than any
+                                                     small model's context window
+
 A string that is exactly one reference becomes the referenced value with its JSON type; a
 reference inside a longer string is interpolated as text. In a list, ``"{{...expr}}"`` splices
 the referenced list in place (e.g. an earlier response's output items followed by a new message).
@@ -20,6 +24,10 @@ from typing import Any
 
 _REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _SPLICE = re.compile(r"\{\{\s*\.\.\.([^{}]+?)\s*\}\}")
+_REPEAT = re.compile(r"\{\{repeat:(\d+):([^{}]*)\}\}")
+# What one ``{{repeat:...}}`` may expand to: 16 MiB, beyond any request body a server takes by
+# default (the reference gateway's is 1 MiB; nginx's 1m), so a typo in N cannot exhaust memory.
+MAX_REPEAT_CHARS = 16 * 1024 * 1024
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[([A-Za-z_]+)=([^\]]+)\]")
 
 
@@ -56,9 +64,19 @@ def lookup(context: dict[str, Any], expr: str) -> Any:
     return node
 
 
+def _repeat(m: re.Match) -> str:
+    count, text = int(m.group(1)), m.group(2)
+    if count * len(text) > MAX_REPEAT_CHARS:
+        raise UnresolvedReference(f"{{{{repeat:{count}:...}}}} would be {count * len(text)} characters, "
+                                  f"more than {MAX_REPEAT_CHARS}")
+    return text * count
+
+
 def fill(value: Any, context: dict[str, Any]) -> Any:
     """Resolve every reference in a JSON-like value (raises UnresolvedReference)."""
     if isinstance(value, str):
+        if "{{repeat:" in value:
+            value = _REPEAT.sub(_repeat, value)
         whole = _REF.fullmatch(value)
         if whole:
             return lookup(context, whole.group(1))
