@@ -124,6 +124,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-metrics", dest="metrics", action="store_false",
                    help="serve no GET /metrics and count nothing (default: Prometheus metrics on /metrics, "
                    "open like /health)")
+    # -- WebSocket mode (reference_gateway/websocket.py)
+    p.add_argument("--ws-max-connection-seconds", type=float, default=3600.0, metavar="SECONDS",
+                   help="lifetime of a WebSocket connection to /v1/responses: past it, its next turn gets the "
+                   "error websocket_connection_limit_reached and the socket is closed (default: 3600, as OpenAI)")
     return p
 
 
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 history_cache_entries=args.history_cache_size,
                 history_cache_ttl_s=args.history_cache_ttl,
                 metrics=args.metrics, log_format=args.log_format,  # -- observability (issue 8)
+                ws_max_connection_s=args.ws_max_connection_seconds,  # -- WebSocket mode
             )
         except ValueError as exc:
             p.error(str(exc))

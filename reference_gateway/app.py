@@ -6,6 +6,11 @@
     DELETE /v1/responses/{id}                     {"id", "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel              background responses only (background.py)
     GET    /v1/models, /health
+    WS     /v1/responses                          WebSocket mode: one response.create per turn (websocket.py)
+
+A create request is checked and resolved by ``prepare`` (a ``Turn``) and, when streamed, its
+events come from ``open_events`` as dicts: HTTP frames each as SSE (``sse_body``), the WebSocket
+route sends each as one text frame. Both transports share every check and every event.
 
 ``previous_response_id`` continues a stored conversation: the upstream sees this request's
 instructions (only), then the previous response's whole context, its output, and this input.
@@ -25,7 +30,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -34,7 +39,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from reference_gateway import compaction, native, translate
 from reference_gateway.background import BackgroundRunner
@@ -58,6 +63,22 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_MEDIA_TYPE = "text/event-stream; charset=utf-8"
 # The events after which the Response object is final (stored before they are sent).
 FINAL_EVENTS = frozenset({"error", "response.completed", "response.incomplete", "response.failed"})
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclasses.dataclass
+class Turn:
+    """One create request, validated and resolved (``prepare``), before any upstream call."""
+
+    req: CreateRequest
+    owner: str
+    upstream: Upstream
+    api_kind: str
+    context: list[dict]  # the input after previous_response_id expansion
+    hosted: object  # builtin.hosted.Hosted: the built-in tools of the request
+    messages: list[dict]  # the chat upstream's view of ``context``
+    response: dict  # the Response object, in_progress (or queued)
+    keep: Callable[[dict], None]  # stores a final response (when ``store``), and caches it
 
 
 def open_code_sandbox(config: GatewayConfig):
@@ -106,14 +127,20 @@ async def read_json(request: Request, max_bytes: int) -> object:
         if len(body) > max_bytes:
             raise too_large
 
-    def no_constant(name: str) -> None:  # NaN and Infinity are not JSON (RFC 8259, section 6)
-        raise ValueError(f"{name} is not valid JSON")
-
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise APIError(400, f"The request body is not valid UTF-8 (invalid byte at offset {exc.start}); "
                        "JSON must be sent as UTF-8.", code="invalid_json") from None
+    return parse_json_text(text)
+
+
+def parse_json_text(text: str) -> object:
+    """JSON text (already decoded) as a value, or 400 ``invalid_json`` (see ``read_json``)."""
+
+    def no_constant(name: str) -> None:  # NaN and Infinity are not JSON (RFC 8259, section 6)
+        raise ValueError(f"{name} is not valid JSON")
+
     try:
         return json.loads(text, parse_constant=no_constant)
     except RecursionError:
@@ -153,11 +180,15 @@ def create_app(config: GatewayConfig) -> Starlette:
                 sandbox.close()
             store.close()
 
-    def conversation(req: CreateRequest, owner: str) -> list[dict]:
-        """The stored chain (if any, and ``owner``'s) followed by this request's input items."""
+    def conversation(req: CreateRequest, owner: str,
+                     cached: Callable[[str], StoredResponse | None] | None = None) -> list[dict]:
+        """The stored chain (if any, and ``owner``'s) followed by this request's input items.
+        ``cached``: a WebSocket's own cache, asked before the store (websocket.py, rule 8)."""
         if req.previous_response_id is None:
             return list(req.input_items)
-        previous = history.record(req.previous_response_id, owner)
+        previous = cached(req.previous_response_id) if cached is not None else None
+        if previous is None:
+            previous = history.record(req.previous_response_id, owner)
         if previous is None:
             raise APIError(
                 400,
@@ -185,10 +216,16 @@ def create_app(config: GatewayConfig) -> Starlette:
                            param="model", code="model_not_found")
         return upstreams[spec.name], spec.api_kind
 
-    async def create(request: Request) -> Response:
-        req = parse_create(await read_json(request, config.max_body_bytes))
+    def prepare(body: object, owner: str, *, cached: Callable[[str], StoredResponse | None] | None = None,
+                stream: bool = False) -> Turn:
+        """Every check and lookup of a create request before any upstream call (``APIError``
+        for what is refused), for HTTP and WebSocket alike. ``stream``: the response is
+        streamed whatever the body says (a WebSocket turn always is)."""
+        req = parse_create(body)
+        if stream:
+            req = dataclasses.replace(req, stream=True)
         upstream, api_kind = route(req.model)
-        context = conversation(req, tenant(request))
+        context = conversation(req, owner, cached)
         hosted = hosted_tools(req.tools.tools, [t["name"] for t in req.tools.functions], config=builtins.config,
                               code_interpreter=builtins.sandbox is not None,
                               web_search_profile=config.web_search_profile,
@@ -204,19 +241,26 @@ def create_app(config: GatewayConfig) -> Starlette:
 
         def keep(final: dict) -> None:
             if final["store"]:
-                store.put(final, owner=tenant(request), input_items=list(req.input_items), context=context)
-                history.remember(StoredResponse(final, list(req.input_items), context), tenant(request))
+                store.put(final, owner=owner, input_items=list(req.input_items), context=context)
+                history.remember(StoredResponse(final, list(req.input_items), context), owner)
 
-        if api_kind == "responses":
+        return Turn(req, owner, upstream, api_kind, context, hosted, messages, response, keep)
+
+    async def create(request: Request) -> Response:
+        turn = prepare(await read_json(request, config.max_body_bytes), tenant(request))
+        req, upstream, context, hosted, response, keep = (turn.req, turn.upstream, turn.context, turn.hosted,
+                                                          turn.response, turn.keep)
+        if req.stream:
+            events, close = await open_events(turn)
+            return StreamingResponse(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS,
+                                     background=BackgroundTask(close))  # also when the body never started
+        if turn.api_kind == "responses":
             return await create_native(req, context, hosted, response, upstream, keep)
         if hosted:
             if req.background:
                 raise APIError(400, "Background responses with built-in tools are not supported by this gateway.",
                                param="background", code="unsupported_parameter")
-            loop = ToolLoop(req, Emitter(response), messages, context, hosted, builtins, upstream)
-            if req.stream:
-                return StreamingResponse(ended(stream_loop(loop, keep), loop.emitter, keep),
-                                         media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+            loop = ToolLoop(req, Emitter(response), turn.messages, context, hosted, builtins, upstream)
             async for _ in loop.events():
                 pass
             keep(loop.emitter.response)
@@ -227,32 +271,50 @@ def create_app(config: GatewayConfig) -> Starlette:
 
         if req.background:
             keep(response)  # queued, before the client hears of it
-            background.start(req, response, translate.chat_request(req, messages, stream=False), upstream,
-                             owner=tenant(request))
+            background.start(req, response, translate.chat_request(req, turn.messages, stream=False), upstream,
+                             owner=turn.owner)
             return JSONResponse(response)
-        if not req.stream:
-            completion = await upstream.complete(translate.chat_request(req, messages, stream=False))
-            translate.from_chat_completion(req, response, completion)
-            keep(response)
-            return JSONResponse(response)
-        # Open the upstream stream first: a refusal or an unreachable upstream still gets a
-        # proper status code, since nothing has been committed to the client yet.
-        opened = await upstream.open_stream(translate.chat_request(req, messages, stream=True))
-        return StreamingResponse(
-            ended(stream_events(req, emitter := Emitter(response), opened, keep), emitter, keep),
-            media_type=SSE_MEDIA_TYPE,
-            headers=SSE_HEADERS,
-            background=BackgroundTask(opened.aclose),  # also when the body never started
-        )
+        completion = await upstream.complete(translate.chat_request(req, turn.messages, stream=False))
+        translate.from_chat_completion(req, response, completion)
+        keep(response)
+        return JSONResponse(response)
 
-    async def ended(body: AsyncIterator[bytes], emitter: Emitter, keep) -> AsyncIterator[bytes]:
+    async def open_events(turn: Turn) -> tuple[AsyncIterator[dict], Callable[[], Awaitable[None]]]:
+        """A streamed response's events as dicts, and what closes its upstream request (call it
+        whatever happens, also when the events never started). The upstream stream is opened
+        first: a refusal or an unreachable upstream is still an ``APIError`` (a proper status
+        code over HTTP), since nothing has been committed to the client yet."""
+        req, upstream, context, response, keep = turn.req, turn.upstream, turn.context, turn.response, turn.keep
+        if turn.api_kind == "responses":
+            refuse_for_native(req, turn.hosted)
+            opened = await upstream.open_stream(native.native_request(req, context, stream=True), path="/responses")
+            relay = native.Relay(response)
+            return ended(stream_native(relay, opened, keep), relay, keep), opened.aclose
+        if turn.hosted:
+            loop = ToolLoop(req, Emitter(response), turn.messages, context, turn.hosted, builtins, upstream)
+            return ended(stream_loop(loop, keep), loop.emitter, keep), nothing_to_close
+        opened = await upstream.open_stream(translate.chat_request(req, turn.messages, stream=True))
+        emitter = Emitter(response)
+        return ended(stream_events(req, emitter, opened, keep), emitter, keep), opened.aclose
+
+    async def sse_body(events: AsyncIterator[dict]) -> AsyncIterator[bytes]:
+        """HTTP's framing of ``open_events``: each event as SSE, then ``[DONE]`` when configured."""
+        try:
+            async for event in events:
+                yield sse(event)
+            if config.done_sentinel:
+                yield DONE
+        finally:
+            await events.aclose()  # a client gone: ``ended`` stores the response failed
+
+    async def ended(body: AsyncIterator[dict], emitter: Emitter, keep) -> AsyncIterator[dict]:
         """``body``, ending the way every stream must, whatever happens: on a gateway bug the
         client still gets ``error`` then ``response.failed`` ("internal error"); when the client
         goes away first (the task is cancelled or the generator closed: nothing can be sent) the
         response is stored failed "The client disconnected ...". Never ``in_progress``."""
         try:
-            async for chunk in body:
-                yield chunk
+            async for event in body:
+                yield event
         except Exception:
             if not emitter.running:
                 raise
@@ -260,7 +322,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             events = emitter.fail("The gateway had an internal error.")
             keep(emitter.response)
             for event in events:
-                yield sse(event)
+                yield event
         except BaseException:  # CancelledError or GeneratorExit: the client went away
             if emitter.running:
                 emitter.fail("The client disconnected before the response finished.")
@@ -269,52 +331,49 @@ def create_app(config: GatewayConfig) -> Starlette:
         finally:
             await body.aclose()
 
-    async def create_native(req: CreateRequest, context: list[dict], hosted, response: dict, upstream: Upstream,
-                            keep) -> Response:
-        """In front of a native /v1/responses (native.py): the gateway keeps store, chains, GET."""
+    def refuse_for_native(req: CreateRequest, hosted) -> None:
         for present, param, what in ((bool(hosted), "tools", "built-in tools with a native Responses upstream"),
-                                     (req.background, "background", "background responses with a native Responses "
-                                                                    "upstream")):
+                                     (req.background, "background",
+                                      "background responses with a native Responses upstream")):
             if present:
                 raise APIError(400, f"This gateway does not support {what}.", param=param,
                                code="unsupported_parameter")
-        if not req.stream:
-            native.finish(response, await upstream.respond(native.native_request(req, context, stream=False)))
-            keep(response)
-            return JSONResponse(response)
-        opened = await upstream.open_stream(native.native_request(req, context, stream=True), path="/responses")
-        relay = native.Relay(response)
-        return StreamingResponse(ended(stream_native(relay, opened, keep), relay, keep), media_type=SSE_MEDIA_TYPE,
-                                 headers=SSE_HEADERS, background=BackgroundTask(opened.aclose))
 
-    async def stream_native(relay, opened, keep) -> AsyncIterator[bytes]:
+    async def create_native(req: CreateRequest, context: list[dict], hosted, response: dict, upstream: Upstream,
+                            keep) -> Response:
+        """In front of a native /v1/responses (native.py): the gateway keeps store, chains, GET.
+        Non-streamed here; streamed through ``open_events``."""
+        refuse_for_native(req, hosted)
+        native.finish(response, await upstream.respond(native.native_request(req, context, stream=False)))
+        keep(response)
+        return JSONResponse(response)
+
+    async def stream_native(relay, opened, keep) -> AsyncIterator[dict]:
         kept = False
         try:
             async for event in relay.events(opened):
                 if not kept and event["type"] in FINAL_EVENTS:
                     keep(relay.response)
                     kept = True
-                yield sse(event)
-            if config.done_sentinel:
-                yield b"data: [DONE]\n\n"
+                yield event
         finally:
             await opened.aclose()
 
-    async def stream_events(req: CreateRequest, emitter: Emitter, opened, keep) -> AsyncIterator[bytes]:
+    async def stream_events(req: CreateRequest, emitter: Emitter, opened, keep) -> AsyncIterator[dict]:
         """The event stream. Every way it can end stores (when ``store``) a terminal response:
         completed/incomplete; failed with the upstream's error (``error`` then
         ``response.failed`` are sent); and, through ``ended``, a gateway bug or a client gone.
         The upstream request is closed in ``finally``."""
         try:
             for event in emitter.start():
-                yield sse(event)
+                yield event
             finish_reason, chat_usage = None, None
             try:
                 async for chunk in opened.chunks():
                     chat_usage = chunk.get("usage") or chat_usage
                     for choice in chunk.get("choices") or []:
                         for event in emitter.chat_delta(choice.get("delta") or {}):
-                            yield sse(event)
+                            yield event
                         finish_reason = choice.get("finish_reason") or finish_reason
             except APIError as exc:
                 events = emitter.fail(exc.message, code=exc.code or "server_error")
@@ -330,13 +389,11 @@ def create_app(config: GatewayConfig) -> Starlette:
                     events = emitter.finish(finish_reason, chat_usage)
             keep(emitter.response)  # stored before the terminal event: a GET right after sees it
             for event in events:
-                yield sse(event)
-            if config.done_sentinel:
-                yield b"data: [DONE]\n\n"
+                yield event
         finally:
             await opened.aclose()
 
-    async def stream_loop(loop: ToolLoop, keep) -> AsyncIterator[bytes]:
+    async def stream_loop(loop: ToolLoop, keep) -> AsyncIterator[dict]:
         """The event stream of a response with built-in tools (builtin/loop.py), stored once,
         when final: before its ``error`` or terminal event is sent (and through ``ended``)."""
         kept = False
@@ -344,9 +401,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             if not kept and event["type"] in FINAL_EVENTS:
                 keep(loop.emitter.response)
                 kept = True
-            yield sse(event)
-        if config.done_sentinel:
-            yield b"data: [DONE]\n\n"
+            yield event
 
     async def compact(request: Request) -> Response:
         """``POST /v1/responses/compact`` (compaction.py): the conversation as one item."""
@@ -418,6 +473,9 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    # websocket.py imports this module: imported here, not at the top.
+    from reference_gateway.websocket import ResponsesSocket
+
     routes = [
         Route("/v1/responses", create, methods=["POST"]),
         Route("/v1/responses/compact", compact, methods=["POST"]),
@@ -428,9 +486,17 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         *telemetry.routes(),
+        # Starlette matches websocket scopes apart from http ones: both live on one path.
+        WebSocketRoute("/v1/responses", ResponsesSocket.endpoint(
+            keyring=keyring, prepare=prepare, open_events=open_events, telemetry=telemetry,
+            max_connection_s=config.ws_max_connection_s, max_frame_bytes=config.max_body_bytes)),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=ERROR_HANDLERS,
                      middleware=[*telemetry.middleware(routes), Middleware(RequireAPIKey, keyring=keyring)])
+
+
+async def nothing_to_close() -> None:
+    """The close of a stream with no upstream request of its own (a tool loop closes its own)."""
 
 
 def not_found(response_id: str) -> APIError:

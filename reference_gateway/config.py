@@ -80,6 +80,10 @@ class GatewayConfig:
     # -- observability (issue 8; observe.py, metrics.py, logs.py, tracing.py)
     metrics: bool = True  # GET /metrics (Prometheus) and what it counts
     log_format: str = "text"  # "json": one JSON object per line on stderr, an access line per request
+    # -- WebSocket mode (reference_gateway/websocket.py)
+    # A socket's lifetime: past it, its next turn is refused (websocket_connection_limit_reached)
+    # and the socket closed. 3600: OpenAI's WebSocket mode closes connections after 60 minutes.
+    ws_max_connection_s: float = 3600.0
     # An OpenTelemetry TracerProvider to trace with (a test's in-memory one); None: traces only
     # when the OTEL_* environment configures an exporter (tracing.py).
     tracer_provider: object | None = field(default=None, repr=False, compare=False)
@@ -119,6 +123,8 @@ class GatewayConfig:
             raise ValueError(f"upstream_api_kind must be one of {', '.join(API_KINDS)}, got {self.upstream_api_kind!r}")
         if not self.tool_loop_timeout_s > 0:
             raise ValueError(f"tool_loop_timeout_s must be positive, got {self.tool_loop_timeout_s}")
+        if not self.ws_max_connection_s > 0:
+            raise ValueError(f"ws_max_connection_s must be positive, got {self.ws_max_connection_s}")
         from reference_gateway.logs import check_format  # -- observability (issue 8)
 
         check_format(self.log_format)

@@ -19,6 +19,11 @@ exists), ``upstream_failed`` (upstream.py, where its errors are built) and ``too
 of them is one context-variable read and an ``if``.
 
 With metrics off, text logs and no tracing, no middleware is installed at all.
+
+WebSocket mode (websocket.py) passes by the middleware (it sees http scopes only); each turn
+is counted by ``Telemetry.websocket_turn`` in the request counter, route ``/v1/responses``,
+method ``WEBSOCKET``, status 200 for a turn that created a response (whatever its end), else
+the status of its error event. No duration, time to first token, access line or span.
 """
 
 from __future__ import annotations
@@ -147,6 +152,11 @@ class Telemetry:
         """Spans around the upstream clients' calls (no-op without tracing)."""
         if self.tracing is not None:
             self.tracing.instrument(upstream._client for upstream in upstreams)
+
+    def websocket_turn(self, status: int) -> None:
+        """One WebSocket turn ended (see the module docstring)."""
+        if self.metrics is not None:
+            self.metrics.requests.labels(CREATE_ROUTE, "WEBSOCKET", str(status)).inc()
 
     async def scrape(self, request: Request) -> Response:
         body, content_type = self.metrics.render()
