@@ -202,6 +202,11 @@ def new_response(req: CreateRequest) -> dict:
         "service_tier": "default",
         "store": req.store,
         "temperature": 1.0 if req.temperature is None else req.temperature,
+        # Not settable here (chat's penalties have no Responses parameter); OpenAI's service
+        # echoes both as 0 (shared/fixtures/openai-recorded/openai-compaction.*), and the Open
+        # Responses schema requires them.
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
         "text": {"format": req.text_format, "verbosity": req.text_verbosity},
         "tool_choice": req.tools.tool_choice,
         "tools": [dict(t) for t in req.tools.tools],
