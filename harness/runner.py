@@ -182,7 +182,7 @@ def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report
         kwargs["max_frame_bytes"] = max_frame_bytes
     with Transport(target.base_url, api_key=target.api_key, **kwargs) as transport:
         for n, scenario in enumerate(scenarios):
-            reason = skip(scenario)
+            reason = skip(scenario) or catalogue.profile.out_of_profile.get(scenario.feature)
             if not reason and scenario.targets and target.name not in scenario.targets:
                 reason = f"runs only against {', '.join(scenario.targets)}"
             if reason:

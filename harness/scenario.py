@@ -37,6 +37,7 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
                                      # absent, null or empty in every item of that type
           listed_tools: {server_label: respcheck, names: [add]}   # mcp_list_tools lists exactly
         returns: response            # response (default) | item_list | deleted | error
+                                     # | compaction (POST /responses/compact's body)
         poll:                        # repeat this (GET) step until the status is final
           until_status: [completed, incomplete, failed, cancelled]
           interval_s: 0.2
@@ -70,7 +71,7 @@ _REQUEST_KEYS = {"method", "path", "json", "body", "headers"}
 _EXPECT_KEYS = {"status", "response_status", "incomplete_reason", "terminal_event", "echo",
                 "error_param", "equivalent_to", "error_code", "same_as", "tool_calls", "items",
                 "body", "output_json", "output_items", "fields_absent", "listed_tools"}
-_RETURNS = ("response", "item_list", "deleted", "error")
+_RETURNS = ("response", "item_list", "deleted", "error", "compaction")
 _POLL_KEYS = {"until_status", "interval_s", "deadline_s"}
 _SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description",
                   "targets", "model_for"}

@@ -7,7 +7,8 @@ one ``jsonschema_rs`` validator per event type, built lazily and cached per prof
 
 The generated schemas are the pinned types of the profile's specification (specs/generate.py:
 the openai SDK, or the Open Responses types); a profile's ``schema_relaxations`` are applied to
-a copy at load time (drop a field from ``required``, replace a property's schema), each one
+a copy at load time (drop a field from ``required``, replace a property's schema, let a list
+hold one more kind of item), each one
 justified in the profile by its evidence. A root the profile's own schemas do not define (Open
 Responses has no input_items list type) comes from its ``fallback_schemas``.
 
@@ -85,6 +86,12 @@ class SchemaSet:
                 target["required"] = [f for f in target.get("required", []) if f not in drop]
             for prop, schema in (rule.get("replace_properties") or {}).items():
                 target.setdefault("properties", {})[prop] = schema
+            for prop, extra in (rule.get("allow_items") or {}).items():
+                items = target.get("properties", {}).get(prop, {}).get("items", {})
+                if "anyOf" not in items:
+                    raise SpecError(f"schema_relaxations: {rule['def']}.{prop} is not a list of "
+                                    "a union")
+                items["anyOf"] += [{"$ref": f"#/$defs/{name}"} for name in extra]
         return defs
 
     def known_event(self, event_type: str) -> bool:

@@ -5,6 +5,10 @@ each streamed event) and the JSON judge (a non-streamed Response):
 
 * ``spec.item.incomplete_last``: "If an item ends in a terminal state [incomplete], it MUST be
   the last item emitted, and the containing response also MUST be in an `incomplete` state."
+  Decision: a ``failed`` response may hold it too. The rule is about the token budget; a stream
+  cut by an error must end with ``error`` then ``response.failed`` (the same specification), and
+  the item that error cut has no better status (message items have no ``failed`` status, and
+  ``completed`` would be a lie). The item must still be the last one.
 * ``spec.item.known_type``: an output item's type is one the profile's schema defines, or an
   extension type with an implementer prefix (``acme:search_result``).
 * ``spec.extension.item_fields``: an extension item carries string ``id``, ``type`` and
@@ -103,7 +107,7 @@ def check_output_items(response: dict[str, Any], log: FindingLog, profile: Profi
                 log.fail("spec.item.incomplete_last", f"output[{i}] ({itype}) is incomplete "
                          f"but {len(output) - 1 - i} item(s) follow it", **ev,
                          path=f"{p}.output[{i}].status")
-            if response.get("status") != "incomplete":
+            if response.get("status") not in ("incomplete", "failed"):
                 log.fail("spec.item.incomplete_last", f"output[{i}] ({itype}) is incomplete "
                          f"but the response is {response.get('status')!r}", **ev,
                          path=f"{p}.status", expected="incomplete", actual=response.get("status"))

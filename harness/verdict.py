@@ -97,7 +97,7 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
     ctype = (ex.content_type or "").split(";")[0].strip().lower()
     if ex.status >= 400:
         body = ex.json()
-        check_error_body(body, log, schemas=schema_set(prof.name))
+        check_error_body(body, log, schemas=schema_set(prof.name), status=ex.status)
         return Judged(log, "error", error=body if isinstance(body, dict) else None)
     if ctype == "text/event-stream" or expect_stream:
         # The chunks as they arrived, not ``ex.body``: joining them would hold a second copy
@@ -125,6 +125,11 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
         return Judged(log, "list", body=obj)
     if returns == "deleted":
         return Judged(log, "deleted", body=obj)
+    if returns == "compaction":
+        log.apply("schema.compaction")
+        for err in schema_set(prof.name).validate_root("CompactResource", obj):
+            log.fail("schema.compaction", err.message, path=err.path)
+        return Judged(log, "compaction", body=obj)
     judged = judge_json_body(obj, prof, log=log, final=final)
     judged.body = obj
     return judged

@@ -103,6 +103,17 @@ def test_incomplete_item_followed_by_another_fails():
     assert load_catalogue("openresponses").level("spec.item.incomplete_last") == "MUST"
 
 
+def test_incomplete_last_item_in_a_failed_response_passes():
+    """The item an error cut short (error, then response.failed) may be incomplete."""
+    response = final_response()
+    response["status"] = "failed"
+    response["error"] = {"code": "server_error", "message": "upstream went away"}
+    response["output"][-1]["status"] = "incomplete"
+    log = judge_json_body(response, "openresponses").log
+    assert "spec.item.incomplete_last" in log.applied
+    assert "spec.item.incomplete_last" not in checks(log)
+
+
 def test_incomplete_item_in_a_completed_response_fails():
     response = final_response()
     response["output"][-1]["status"] = "incomplete"
@@ -275,6 +286,8 @@ def test_compaction_root(profile):
              "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
              "output_tokens_details": {"reasoning_tokens": 0}}
     good = {"id": "cmp_1", "object": "response.compaction", "created_at": 1, "usage": usage,
-            "output": [{"type": "compaction", "id": "cmp_i1", "encrypted_content": "x"}]}
+            "output": [{"type": "message", "role": "user", "id": "msg_1", "status": "completed",
+                        "content": [{"type": "input_text", "text": "hi"}]},
+                       {"type": "compaction", "id": "cmp_i1", "encrypted_content": "x"}]}
     assert s.validate_root("CompactResource", good) == [], s.validate_root("CompactResource", good)
     assert s.validate_root("CompactResource", dict(good, object="response")) != []
