@@ -1,7 +1,7 @@
 """`respcheck`: run the conformance suite, validate a saved stream, serve the reference gateway.
 
     respcheck run [--target URL] [--model M] [--api-key K] [--profile P] [--only FEATURE]
-                  [--report-dir DIR] [--scenarios DIR]
+                  [--report-dir DIR] [--scenarios DIR] [--transport http|ws]
     respcheck validate PATH [--profile P]
     respcheck serve [--upstream URL] [...]        (the reference gateway; see --help)
     respcheck serve --spawn-vllm tiny [...]       (vLLM started here, the gateway in front of it)
@@ -98,11 +98,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 baseline = plan.for_target(spec, target.name)
                 out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
                           f"{target.name} ({target.base_url}, model {target.model}), "
-                          f"profile {args.profile}\n")
+                          f"profile {args.profile}"
+                          + (", transport ws (WebSocket mode)" if args.transport == "ws" else "")
+                          + "\n")
                 # Transcripts of an earlier run in the same folder would mix with this one.
                 shutil.rmtree(report_dir / "transcripts", ignore_errors=True)
                 summary = run_suite(target, scenarios, profile=args.profile, report_dir=report_dir,
-                                    skip=skip, progress=progress, deadline_s=args.deadline)
+                                    skip=skip, progress=progress, deadline_s=args.deadline,
+                                    transport=args.transport)
         except TargetError as exc:
             raise UsageError(str(exc)) from None
         judged = baselines.apply(summary, baseline) if baseline is not None else None
@@ -324,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report-dir", default=str(DEFAULT_REPORT_DIR))
     r.add_argument("--scenarios", help="scenario directory (default: the bundled suite)")
     r.add_argument("--deadline", type=float, help="seconds allowed per request (default 60)")
+    r.add_argument("--transport", choices=("http", "ws"), default="http",
+                   help="how create steps (POST /responses with a JSON body) are sent: http "
+                   "(default) or ws, one response.create turn each on the scenario's WebSocket "
+                   "(WebSocket mode; other steps stay HTTP; scenarios that cannot be said over "
+                   "WebSocket are `skip`)")
     r.add_argument("--start-timeout", type=float, metavar="SECONDS",
                    help="how long a spawned target (--target vllm) may take to be ready "
                    "(default: $RESPCHECK_START_TIMEOUT or 300)")

@@ -3,6 +3,12 @@
 One run = a list of scenarios x one target -> ``summary`` (the DESIGN.md output contract) and
 one transcript per scenario. Checks that a scenario never evaluated produce no row: only a
 check that was judged can pass.
+
+Transport ``ws`` (``respcheck run --transport ws``, or a scenario's ``transport: ws``): each
+create step (``Step.is_create``) is a turn on one of the scenario's WebSocket sockets
+(harness/ws_client.py), judged by ``judge_ws_turn``; the other steps go over HTTP. A scenario
+that cannot be said over WebSocket (``Scenario.ws_unfit``) is ``skip``; an upgrade refused with
+a 4xx is ``unsupported`` (row ``ws.handshake``): the server does not offer WebSocket mode.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from harness.scenario import Scenario, Step
 from harness.template import UnresolvedReference, fill
 from harness.targets import Target
 from harness.transcript import Exchange, write_transcript
-from harness.verdict import Judged, judge_exchange
+from harness.verdict import Judged, judge_exchange, judge_ws_turn, ws_exchange_view
+from harness.ws_client import WebSocketTransport
+
+TRANSPORTS = ("http", "ws")
 
 # A polling step (background responses) asks again every POLL_INTERVAL_S until a final status,
 # for at most POLL_DEADLINE_S: a background generation of a bounded answer takes seconds.
@@ -46,11 +55,13 @@ class ScenarioOutcome:
     duration_s: float = 0.0
     error: str | None = None
 
+    transport: str = "http"  # "ws" when its create steps went over WebSocket
+
     def to_dict(self, transcript: str | None) -> dict[str, Any]:
         return {"id": self.scenario.id, "title": self.scenario.title,
                 "feature": self.scenario.feature, "status": self.status,
                 "duration_s": round(self.duration_s, 4), "transcript": transcript,
-                "error": self.error}
+                "error": self.error, "transport": self.transport}
 
 
 def _level(catalogue: Catalogue, check: str, scenario: Scenario) -> str:
@@ -104,7 +115,25 @@ def _send(step: Step, transport: Transport, path: str, body: bytes,
 
 
 def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
-                 profile: str, catalogue: Catalogue) -> ScenarioOutcome:
+                 profile: str, catalogue: Catalogue, transport_name: str = "http",
+                 ws_options: dict[str, Any] | None = None) -> ScenarioOutcome:
+    """Run one scenario. Its create steps go over WebSocket when ``transport_name`` is "ws" or
+    the scenario says ``transport: ws`` (its sockets are closed when it ends); ``ws_options``
+    are WebSocketTransport's keyword options (deadline, caps)."""
+    if scenario.transport == "ws" or transport_name == "ws":
+        with WebSocketTransport(target.base_url, api_key=target.api_key,
+                                **(ws_options or {})) as ws:
+            out = _run_scenario(scenario, target, transport, ws, profile=profile,
+                                catalogue=catalogue)
+        out.transport = "ws"
+        return out
+    return _run_scenario(scenario, target, transport, None, profile=profile,
+                         catalogue=catalogue)
+
+
+def _run_scenario(scenario: Scenario, target: Target, transport: Transport,
+                  ws: WebSocketTransport | None, *, profile: str,
+                  catalogue: Catalogue) -> ScenarioOutcome:
     start = time.monotonic()
     log = FindingLog()
     exchanges: list[Exchange] = []
@@ -121,19 +150,32 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
             log.fail("response.reference.resolvable", f"step {step.name!r} cannot be sent: "
                      f"{exc}", step=step.name)
             break
-        ex = _send(step, transport, path, body, headers)
-        exchanges.append(ex)
-        posted = request if step.method == "POST" else None
-        # A synchronous create must come back finished; a background create or a GET may
-        # legitimately be queued or in progress (a polling step asks for a final one).
-        final = posted is not None and not posted.get("background")
-        judged = judge_exchange(ex, profile, expect_stream=step.stream, returns=step.returns,
-                                request=posted, final=final)
+        over_ws = ws is not None and step.is_create
+        if over_ws:
+            ex = ws.turn(step.name, step.ws_frame(request), socket_name=step.socket)
+            exchanges.append(ex)
+            judged = judge_ws_turn(ex, profile, request=request)
+            if judged.kind == "refused":
+                # The upgrade was refused with a 4xx: the server offers no WebSocket mode.
+                log.extend(judged.log)
+                unsupported.add("ws.handshake")
+                break
+            seen = ws_exchange_view(ex, judged)  # the turn's status, as expectations read it
+        else:
+            ex = _send(step, transport, path, body, headers)
+            exchanges.append(ex)
+            posted = request if step.method == "POST" else None
+            # A synchronous create must come back finished; a background create or a GET may
+            # legitimately be queued or in progress (a polling step asks for a final one).
+            final = posted is not None and not posted.get("background")
+            judged = judge_exchange(ex, profile, expect_stream=step.stream,
+                                    returns=step.returns, request=posted, final=final)
+            seen = ex
         step_log = judged.log
         refused = scenario.refusable and status_matches(expect.get("status", 200), 200) \
-            and is_clean_refusal(ex, judged)
+            and is_clean_refusal(seen, judged) and not step_log.failed("ws.error.shape")
         if not refused:
-            check_step(step, expect, ex, judged, step_log, judged_by_step)
+            check_step(step, expect, seen, judged, step_log, judged_by_step)
         for f in step_log.findings:
             f.evidence.setdefault("step", step.name)
         log.extend(step_log)
@@ -141,10 +183,12 @@ def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
             unsupported.add("response.accepted")
             break
         judged_by_step[step.name] = judged
-        context["steps"][step.name] = {"status": ex.status, "response": judged.response,
+        context["steps"][step.name] = {"status": seen.status, "response": judged.response,
                                        "body": judged.body, "error": judged.error}
-        if ex.status is None:
+        if seen.status is None:
             break  # the server is gone; later steps would only repeat the same failure
+        if over_ws and ex.error:
+            break  # the turn was cut or its socket closed: later turns would only echo it
         if step_log.failed("response.accepted"):
             break  # later steps build on this one; their failures would only be echoes
     rows = _rows(scenario, log, catalogue, f"transcripts/{scenario.transcript_name}",
@@ -164,8 +208,11 @@ def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report
               skip: Callable[[Scenario], str | None] = lambda s: None,
               progress: Callable[[int, int, ScenarioOutcome], None] | None = None,
               deadline_s: float | None = None, max_body_bytes: int | None = None,
-              max_frame_bytes: int | None = None) -> dict[str, Any]:
+              max_frame_bytes: int | None = None, transport: str = "http") -> dict[str, Any]:
     """Run every scenario; write transcripts under report_dir; return the summary dict.
+
+    ``transport`` "ws": create steps go over WebSocket (harness/ws_client.py), one socket per
+    scenario; a scenario that cannot be said over WebSocket is ``skip`` with the reason.
 
     ``deadline_s`` bounds each request (harness/client.py honours it to within a fraction of a
     second, whatever the server does); ``max_body_bytes`` and ``max_frame_bytes`` override the
@@ -180,18 +227,29 @@ def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report
         kwargs["max_body_bytes"] = max_body_bytes
     if max_frame_bytes:
         kwargs["max_frame_bytes"] = max_frame_bytes
-    with Transport(target.base_url, api_key=target.api_key, **kwargs) as transport:
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
+    ws_options: dict[str, Any] = {k: v for k, v in kwargs.items()
+                                  if k in ("deadline_s", "max_frame_bytes")}
+    if max_body_bytes:
+        ws_options["max_turn_bytes"] = max_body_bytes
+    with Transport(target.base_url, api_key=target.api_key, **kwargs) as http:
         for n, scenario in enumerate(scenarios):
             reason = skip(scenario) or catalogue.profile.out_of_profile.get(scenario.feature)
             if not reason and scenario.targets and target.name not in scenario.targets:
                 reason = f"runs only against {', '.join(scenario.targets)}"
+            if not reason and transport == "ws" and (why := scenario.ws_unfit()):
+                reason = f"cannot run over WebSocket: {why}"
             if reason:
                 out = ScenarioOutcome(scenario, SKIP, [CheckResult(
                     scenario.id, "response.accepted", scenario.level, scenario.feature, SKIP,
                     reason)], error=None)
+                if transport == "ws" or scenario.transport == "ws":
+                    out.transport = "ws"
             else:
-                out = run_scenario(scenario, target, transport, profile=profile,
-                                   catalogue=catalogue)
+                out = run_scenario(scenario, target, http, profile=profile,
+                                   catalogue=catalogue, transport_name=transport,
+                                   ws_options=ws_options)
                 findings = [r.to_dict() for r in out.results if r.status == FAIL]
                 write_transcript(report_dir / "transcripts" / scenario.transcript_name,
                                  out.exchanges, findings)
@@ -204,6 +262,7 @@ def run_suite(target: Target, scenarios: list[Scenario], *, profile: str, report
         totals[r["status"]] += 1
     return {
         "tool": "respcheck", "version": __version__, "profile": profile,
+        "transport": transport,
         "target": target.to_dict(),
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - t0, 3),

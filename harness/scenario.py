@@ -51,6 +51,22 @@ target's own model everywhere else. Expectations may hold references too.
 Requests may hold references to the run so far (harness/template.py): ``{{model}}``,
 ``{{steps.create.response.id}}``, ``{{steps.create.response.output[type=function_call].call_id}}``,
 and ``{{repeat:N:text}}`` (literal text N times, e.g. an input beyond any context window).
+
+WebSocket mode (harness/ws_client.py; ``respcheck run --transport ws``): every step that is a
+``POST /responses`` with a JSON body is sent as one ``response.create`` turn on the scenario's
+socket (opened on its first turn, closed at the end), with ``stream`` removed (streaming is
+implicit); every other step (GET, DELETE, /responses/compact, cancel) goes over HTTP as before.
+A scenario that cannot be said over WebSocket (``Scenario.ws_unfit``: a raw body or custom
+headers, ``background`` or ``stream_options``, ``equivalent_to``, a poll on a create, a
+store:false response expected to be refused on the socket that cached it) is ``skip`` there.
+
+    transport: ws                    # scenario-level: always over WebSocket, whatever --transport
+    steps:
+      - name: other
+        socket: fresh                # step-level: this turn goes on a new socket named `fresh`
+                                     # (default: `main`), which has none of main's cache
+        keep_stream: true            # step-level: send the body's `stream` (and stream_options,
+                                     # background) as written, to test that the server refuses it
 """
 
 from __future__ import annotations
@@ -66,7 +82,7 @@ import yaml
 from harness.findings import LEVELS
 from harness.template import fill
 
-_STEP_KEYS = {"name", "request", "expect", "returns", "poll"}
+_STEP_KEYS = {"name", "request", "expect", "returns", "poll", "socket", "keep_stream"}
 _REQUEST_KEYS = {"method", "path", "json", "body", "headers"}
 _EXPECT_KEYS = {"status", "response_status", "incomplete_reason", "terminal_event", "echo",
                 "error_param", "equivalent_to", "error_code", "same_as", "tool_calls", "items",
@@ -74,7 +90,14 @@ _EXPECT_KEYS = {"status", "response_status", "incomplete_reason", "terminal_even
 _RETURNS = ("response", "item_list", "deleted", "error", "compaction")
 _POLL_KEYS = {"until_status", "interval_s", "deadline_s"}
 _SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description",
-                  "targets", "model_for"}
+                  "targets", "model_for", "transport"}
+_TRANSPORTS = ("http", "ws")
+# The main socket of a scenario in WebSocket mode (harness/ws_client.DEFAULT_SOCKET).
+DEFAULT_SOCKET = "main"
+# Body fields that do not exist over WebSocket (protocol rule 3): `stream` is implicit and is
+# dropped from a turn; the other two change what the request means, so a scenario using them
+# cannot be run there.
+_WS_REFUSED_FIELDS = ("stream_options", "background")
 
 
 class ScenarioError(Exception):
@@ -92,10 +115,25 @@ class Step:
     expect: dict[str, Any] = field(default_factory=dict)
     returns: str = "response"
     poll: dict[str, Any] | None = None
+    socket: str = DEFAULT_SOCKET  # WebSocket mode: the scenario socket this turn goes on
+    keep_stream: bool = False  # WebSocket mode: send `stream` etc. as written (to be refused)
 
     @property
     def stream(self) -> bool:
         return isinstance(self.json_body, dict) and self.json_body.get("stream") is True
+
+    @property
+    def is_create(self) -> bool:
+        """A ``POST /responses`` with a JSON object body: a WebSocket turn in WebSocket mode."""
+        return (self.method == "POST" and self.path == "/responses" and self.raw_body is None
+                and isinstance(self.json_body, dict))
+
+    def ws_frame(self, request: dict[str, Any]) -> str:
+        """The ``response.create`` text frame of this step's rendered request body."""
+        body = dict(request)
+        if not self.keep_stream:
+            body.pop("stream", None)
+        return json.dumps({"type": "response.create", **body})
 
     def render(self, context: dict[str, Any]) -> tuple[str, bytes, dict[str, str], Any]:
         """(path, body, headers, request JSON) with references resolved against ``context``
@@ -122,10 +160,52 @@ class Scenario:
     source: str = ""
     targets: tuple[str, ...] = ()  # empty: any target
     model_for: dict[str, str] = field(default_factory=dict)  # target name -> model
+    transport: str | None = None  # "ws": always over WebSocket; None: as the run says
 
     @property
     def transcript_name(self) -> str:
         return self.id.replace("/", "__") + ".jsonl"
+
+    def ws_unfit(self) -> str | None:
+        """Why this scenario cannot be run in WebSocket mode, or None."""
+        store_false: dict[str, str] = {}  # step -> its socket, for creates with store: false
+        for step in self.steps:
+            if step.method == "POST" and step.path == "/responses":
+                if step.raw_body is not None:
+                    return f"step {step.name!r} sends a raw body: a WebSocket turn is a JSON event"
+                extra = {k for k in step.headers if k.lower() != "content-type"}
+                ctype = {k.lower(): v for k, v in step.headers.items()}.get("content-type")
+                if extra or (ctype and ctype.split(";")[0].strip() != "application/json"):
+                    return (f"step {step.name!r} sets request headers: over WebSocket headers "
+                            "exist only on the upgrade")
+            if not step.is_create:
+                continue
+            used = [f for f in _WS_REFUSED_FIELDS if f in step.json_body]
+            if used and not step.keep_stream:
+                return (f"step {step.name!r} sends {used[0]}, which does not exist over "
+                        "WebSocket (it is refused there)")
+            if step.poll:
+                return f"step {step.name!r} polls a create: a WebSocket turn is one answer"
+            if "equivalent_to" in step.expect:
+                return (f"step {step.name!r} compares a streamed with a non-streamed answer: "
+                        "over WebSocket both are the same turn")
+            prev = str(step.json_body.get("previous_response_id", ""))
+            # (A WebSocket scenario's own expectations already say what the cache does.)
+            for name, sock in store_false.items() if self.transport != "ws" else ():
+                if f"steps.{name}." in prev and sock == step.socket \
+                        and not _expects_success(step.expect.get("status", 200)):
+                    return (f"step {step.name!r} expects the store:false response of step "
+                            f"{name!r} refused, but over WebSocket the socket that created it "
+                            "keeps it in its cache and continues it (protocol rule 8)")
+            if step.json_body.get("store") is False:
+                store_false[step.name] = step.socket
+        return None
+
+
+def _expects_success(status: Any) -> bool:
+    if isinstance(status, list):
+        return any(_expects_success(s) for s in status)
+    return status == 200 or status == "2xx"
 
 
 def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
@@ -173,18 +253,32 @@ def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
         if poll is not None and (not isinstance(poll, dict) or set(poll) - _POLL_KEYS
                                  or not poll.get("until_status")):
             raise bad(f"step {name}: poll needs until_status (keys {sorted(_POLL_KEYS)})")
+        sock = s.get("socket", DEFAULT_SOCKET)
+        if not isinstance(sock, str) or not sock:
+            raise bad(f"step {name}: socket must be a non-empty name")
+        keep_stream = s.get("keep_stream", False)
+        if not isinstance(keep_stream, bool):
+            raise bad(f"step {name}: keep_stream must be true or false")
         steps.append(Step(name, req.get("method", "POST").upper(), req.get("path", "/responses"),
                           req.get("json"), req.get("body"), dict(req.get("headers") or {}),
-                          dict(expect), returns, poll))
+                          dict(expect), returns, poll, sock, keep_stream))
     targets = raw.get("targets") or ()
     if not isinstance(targets, list | tuple) or not all(isinstance(t, str) for t in targets):
         raise bad("`targets` must be a list of target names")
     model_for = raw.get("model_for") or {}
     if not isinstance(model_for, dict):
         raise bad("`model_for` must map target names to model names")
-    return Scenario(sid, raw.get("title", sid), raw.get("feature", sid.split("/")[0]), level,
-                    bool(raw.get("refusable", False)), tuple(steps), source, tuple(targets),
-                    dict(model_for))
+    transport = raw.get("transport")
+    if transport is not None and transport not in _TRANSPORTS:
+        raise bad(f"transport {transport!r} is not one of {_TRANSPORTS}")
+    if transport == "http":
+        transport = None  # the default: as the run says
+    sc = Scenario(sid, raw.get("title", sid), raw.get("feature", sid.split("/")[0]), level,
+                  bool(raw.get("refusable", False)), tuple(steps), source, tuple(targets),
+                  dict(model_for), transport)
+    if transport == "ws" and (why := sc.ws_unfit()):
+        raise bad(f"transport ws, but {why}")
+    return sc
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

@@ -6,6 +6,13 @@ they arrived, with their arrival time), ``end`` (how the exchange ended: ``error
 ``open_after_terminal_s`` when the body stayed open after the terminal event), and last, for a
 reader's convenience, ``findings``. The chunks are the raw bytes: a transcript re-judged later
 (``respcheck validate``) gets the same verdict as the live run, byte for byte.
+
+A WebSocket turn (harness/ws_client.py) is one exchange too, marked ``"transport": "ws"`` in its
+``request`` record (whose ``body`` is the ``response.create`` text frame sent, and ``socket`` the
+scenario's socket it went on); its ``response`` record is the upgrade's HTTP status (101, or
+the 4xx/5xx of a refused upgrade, whose body is then a ``chunk``), and each server message is a
+``frame`` record: ``text`` for a text frame, ``binary_b64`` for a binary one, so the two stay
+apart. ``end`` adds ``ws_close`` (code and reason) when the server closed the socket.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ REDACTED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie",
 
 @dataclass(slots=True)
 class Exchange:
-    """One HTTP request and everything that came back."""
+    """One HTTP request (or one WebSocket turn) and everything that came back."""
 
     step: str
     method: str
@@ -40,6 +47,13 @@ class Exchange:
     # The transport stopped reading at a cap or the deadline: the body's end was never seen,
     # so an event cut in half there is the harness's doing, not the server's.
     cut: bool = False
+    # WebSocket mode: "ws" for one turn on a socket (harness/ws_client.py), whose server
+    # messages are ``frames`` (str: a text frame, bytes: a binary one) and ``chunks`` is only a
+    # refused upgrade's HTTP body; ``socket`` names the scenario's socket the turn went on.
+    transport: str = "http"
+    socket: str | None = None
+    frames: list[tuple[float, str | bytes]] = field(default_factory=list)
+    ws_close: dict[str, Any] | None = None  # {"code": ..., "reason": ...} when the server closed
 
     @property
     def body(self) -> bytes:
@@ -64,19 +78,30 @@ class Exchange:
         transport's cap) is written out without a second copy of it in memory."""
         headers = {k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v)
                    for k, v in self.request_headers.items()}
-        yield {"kind": "request", "step": self.step, "method": self.method, "url": self.url,
-               "headers": headers, **_encode(self.request_body, "body")}
+        request: dict[str, Any] = {"kind": "request", "step": self.step, "method": self.method,
+                                   "url": self.url, "headers": headers,
+                                   **_encode(self.request_body, "body")}
+        if self.transport != "http":
+            request["transport"] = self.transport
+            request["socket"] = self.socket
+        yield request
         if self.status is not None:
             yield {"kind": "response", "step": self.step, "status": self.status,
                    "headers": self.response_headers, "t": self.t_headers}
         for t, data in self.chunks:
             yield {"kind": "chunk", "step": self.step, "t": round(t, 6), **_encode(data, "data")}
+        for t, msg in self.frames:
+            yield {"kind": "frame", "step": self.step, "t": round(t, 6),
+                   **({"text": msg} if isinstance(msg, str)
+                      else {"binary_b64": base64.b64encode(msg).decode("ascii")})}
         end: dict[str, Any] = {"kind": "end", "step": self.step, "t": self.t_end,
                                "error": self.error}
         if self.open_after_terminal_s is not None:
             end["open_after_terminal_s"] = self.open_after_terminal_s
         if self.cut:
             end["cut"] = True
+        if self.ws_close is not None:
+            end["ws_close"] = self.ws_close
         yield end
 
 
@@ -116,16 +141,23 @@ def read_transcript(path: Path) -> list[Exchange]:
             kind = rec.get("kind")
             if kind == "request":
                 exchanges.append(Exchange(rec["step"], rec["method"], rec["url"],
-                                          rec.get("headers", {}), _decode(rec, "body")))
+                                          rec.get("headers", {}), _decode(rec, "body"),
+                                          transport=rec.get("transport", "http"),
+                                          socket=rec.get("socket")))
             elif kind == "response" and exchanges:
                 exchanges[-1].status = rec["status"]
                 exchanges[-1].response_headers = rec.get("headers", {})
                 exchanges[-1].t_headers = rec.get("t")
             elif kind == "chunk" and exchanges:
                 exchanges[-1].chunks.append((rec.get("t") or 0.0, _decode(rec, "data")))
+            elif kind == "frame" and exchanges:
+                msg: str | bytes = (rec["text"] if "text" in rec
+                                    else base64.b64decode(rec.get("binary_b64", "")))
+                exchanges[-1].frames.append((rec.get("t") or 0.0, msg))
             elif kind == "end" and exchanges:
                 exchanges[-1].t_end = rec.get("t")
                 exchanges[-1].error = rec.get("error")
                 exchanges[-1].open_after_terminal_s = rec.get("open_after_terminal_s")
                 exchanges[-1].cut = bool(rec.get("cut", False))
+                exchanges[-1].ws_close = rec.get("ws_close")
     return exchanges

@@ -3,15 +3,19 @@
 An exchange is one of three things, decided by what came back, not by what was asked:
 an event stream (Content-Type text/event-stream, or a 2xx answer to ``stream: true``), a JSON
 Response object (another 2xx), or an HTTP error (4xx/5xx). Each goes to its checker.
+
+A WebSocket turn (harness/ws_client.py) is judged by ``judge_ws_turn``: its frames go to the
+same ``StreamChecker`` as decoded events, and a refusal before ``response.created`` (an
+``error`` event) becomes an ``error`` verdict with the event's status, like an HTTP error.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.catalogue import Profile, load_profile
+from harness.catalogue import Profile, SpecError, load_profile
 from harness.findings import FindingLog
 from harness.response import check_error_body, check_response_object
 from harness.schemas import schema_set
@@ -33,6 +37,9 @@ class Judged:
     events: list[dict[str, Any]] | None = None
     terminal_type: str | None = None
     body: Any = None  # the JSON body of a non-streamed answer (lists, deletions, ...)
+    # A WebSocket turn's status as an HTTP exchange would have it: the error event's
+    # ``status``, 200 for a turn that created a response, the upgrade's status when refused.
+    status: int | None = None
 
 
 def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
@@ -182,3 +189,172 @@ def events_to_sse(jsonl: bytes) -> bytes:
         etype = json.loads(line).get("type", "")
         out += b"event: " + etype.encode() + b"\ndata: " + line + b"\n\n"
     return bytes(out)
+
+
+# -- WebSocket mode ---------------------------------------------------------------------------
+# Checks of the SSE framing and of the HTTP body's end: they have no counterpart on a socket
+# (frames are messages; a turn ends at its terminal event, not at the end of a body), so they
+# make no row on a WebSocket turn (the StreamChecker applies some of them to every stream).
+_SSE_ONLY = ("sse.", "transport.closes_after_terminal")
+# The frame an SSE habit would add: `data: [DONE]`'s payload sent as a message of its own.
+_DONE = "[DONE]"
+
+
+def judge_ws_turn(ex: Exchange, profile: Profile | str = "openai", *,
+                  request: dict[str, Any] | None = None) -> Judged:
+    """Judge one WebSocket turn: every frame a text frame holding one JSON event
+    (``ws.frame.json``), never a ``[DONE]`` frame (``ws.frame.no_done``), the events a stream
+    (the same ``StreamChecker`` as HTTP streaming, minus its SSE-only checks), or one ``error``
+    event before ``response.created`` (``ws.error.shape``), which is judged like an HTTP error
+    whose status is the event's ``status`` and whose envelope is ``{"error": event.error}``.
+
+    ``kind``: "stream" (a response was created), "error" (refused by an error event),
+    "refused" (the upgrade was answered with a 4xx: WebSocket mode is not offered),
+    "transport" (no socket, or the handshake failed otherwise)."""
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    log = FindingLog()
+    log.apply("transport.reachable")
+    if ex.status is None:
+        log.fail("transport.reachable", f"no WebSocket: {ex.error}", actual=ex.error)
+        return Judged(log, "transport")
+    if ex.status != 101:
+        body = ex.json()
+        if 400 <= ex.status < 500:
+            return Judged(log, "refused", error=body if isinstance(body, dict) else None,
+                          status=ex.status)
+        log.apply("ws.handshake")
+        log.fail("ws.handshake", f"the upgrade was answered with HTTP {ex.status}, not 101 "
+                 "(nor a 4xx refusal)", expected=101, actual=ex.status)
+        return Judged(log, "transport", status=ex.status)
+    log.apply("ws.handshake", "ws.socket.open")
+    if not ex.frames and ex.error and not ex.cut:
+        # The socket was closed (by the server, or after a cut turn) before any event came.
+        log.fail("ws.socket.open", ex.error, actual=ex.ws_close)
+        return Judged(log, "transport", status=ex.status)
+    checker_log = FindingLog()
+    checker = StreamChecker(prof, log=checker_log)
+    error_event: dict[str, Any] | None = None
+    log.apply("ws.frame.json", "ws.frame.no_done")
+    for index, (_, msg) in enumerate(ex.frames):
+        event = _ws_event(msg, index, log)
+        if event is None:
+            continue
+        if error_event is None and not checker.events and event["type"] == "error":
+            error_event = event
+            _judge_ws_error(event, index, log, prof)
+            continue
+        if error_event is not None:
+            log.apply("stream.terminal.single")
+            log.fail("stream.terminal.single", f"{event['type']} follows the error event that "
+                     "refused the request (no response was created)", frame=index,
+                     event_type=event["type"])
+            continue
+        checker.event(event, index)
+    if error_event is None:
+        checker.close()
+    _copy_ws(checker_log, log)
+    if ex.error:
+        if ex.cut:
+            log.apply("ws.limits")
+            log.fail("ws.limits", ex.error)
+        else:
+            log.fail("ws.socket.open", ex.error, actual=ex.ws_close)
+    if error_event is not None:
+        err = error_event.get("error")
+        status = error_event.get("status")
+        return Judged(log, "error", error={"error": err} if isinstance(err, dict) else None,
+                      events=[error_event], status=status if _is_int(status) else None)
+    judged = Judged(log, "stream", checker.final_response, events=checker.events,
+                    terminal_type=checker.terminal_type, status=200)
+    if judged.response is not None:
+        check_tool_calls(judged.response, request, log, path_prefix="$.response")
+        check_structured(judged.response, request, log)
+    return judged
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _ws_event(msg: str | bytes, index: int, log: FindingLog) -> dict[str, Any] | None:
+    """The event one frame carries, or None (with the finding) when it carries none."""
+    if not isinstance(msg, str):
+        log.fail("ws.frame.json", f"binary frame of {len(msg)} bytes: server events are text "
+                 "frames", frame=index, actual=msg[:80].decode("utf-8", "replace"))
+        return None
+    if msg.strip() == _DONE:
+        log.fail("ws.frame.no_done", "a [DONE] frame: the SSE sentinel does not exist over "
+                 "WebSocket (the turn ends at its terminal event)", frame=index, actual=msg)
+        return None
+    try:
+        event = json.loads(msg)
+    except ValueError as exc:
+        log.fail("ws.frame.json", _not_one_json(msg, exc), frame=index, actual=msg[:200])
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        log.fail("ws.frame.json", "the frame is not a JSON object with a string `type`",
+                 frame=index, actual=msg[:200])
+        return None
+    return event
+
+
+def _not_one_json(msg: str, exc: ValueError) -> str:
+    """Name the common case: two events in one frame (SSE's habit of batching, or JSON Lines)."""
+    try:
+        _, end = json.JSONDecoder().raw_decode(msg.lstrip())
+    except ValueError:
+        return f"the frame is not JSON: {exc}"
+    return (f"the frame holds more than one JSON value (the first ends at character {end}): "
+            "one frame carries exactly one event")
+
+
+def _judge_ws_error(event: dict[str, Any], index: int, log: FindingLog, prof: Profile) -> None:
+    """``ws.error.shape``: ``{"type": "error", "status": int, "error": {type, code, message,
+    param}}`` (the profile's WebSocketErrorEvent root); its ``error`` is then judged as an
+    HTTP error envelope's (schema.error_envelope, errors.type_status) with the event's status."""
+    log.apply("ws.error.shape")
+    schemas = schema_set(prof.name)
+    ev = {"frame": index, "event_type": "error"}
+    try:
+        errors = schemas.validate_root("WebSocketErrorEvent", event)
+    except SpecError:
+        errors = None  # an older specs/ without the root: the shape by hand
+    if errors is not None:
+        for err in errors:
+            log.fail("ws.error.shape", err.message, path=err.path, **ev)
+    status = event.get("status")
+    err = event.get("error")
+    if not _is_int(status):
+        log.fail("ws.error.shape", f"status is {status!r}, not an integer HTTP status",
+                 path="$.status", actual=status, **ev)
+    if not isinstance(err, dict):
+        log.fail("ws.error.shape", "the error event has no `error` object", path="$.error",
+                 actual=str(err)[:200], **ev)
+        return
+    if errors is None:
+        for key in ("type", "message", "code"):
+            if not isinstance(err.get(key), str):
+                log.fail("ws.error.shape", f"error.{key} is {err.get(key)!r}, not a string",
+                         path=f"$.error.{key}", **ev)
+        if "param" not in err or not (err["param"] is None or isinstance(err["param"], str)):
+            log.fail("ws.error.shape", "error.param is missing or neither a string nor null",
+                     path="$.error.param", **ev)
+    check_error_body({"error": err}, log, schemas=schemas,
+                     status=status if _is_int(status) else None)
+
+
+def _copy_ws(src: FindingLog, dst: FindingLog) -> None:
+    """The stream checker's findings and applied checks, without the SSE-only ones."""
+    dst.applied |= {c for c in src.applied if not c.startswith(_SSE_ONLY)}
+    for f in src.findings:
+        if not f.check.startswith(_SSE_ONLY):
+            dst.findings.append(f)
+    for check, n in src.counts.items():
+        if not check.startswith(_SSE_ONLY):
+            dst.counts[check] = dst.counts.get(check, 0) + n
+
+
+def ws_exchange_view(ex: Exchange, judged: Judged) -> Exchange:
+    """The turn as the scenario expectations (harness/expect.py) read an exchange: its status
+    is the turn's (the error event's, 200 for a created response), not the upgrade's 101."""
+    return replace(ex, status=judged.status) if judged.status is not None else ex

@@ -18,6 +18,7 @@ from harness.cli import main
 from harness.findings import MUST, SHOULD, STATUSES
 from harness.scenario import load_scenarios
 from harness.transcript import read_transcript
+from harness.ws_client import ws_url
 
 RESULT_KEYS = {"scenario", "check", "level", "feature", "status", "message", "evidence",
                "transcript"}
@@ -130,6 +131,10 @@ def test_transcripts_exist_and_parse(reference_run):
         assert exchanges, rel
         for ex in exchanges:
             assert ex.status is not None and ex.error is None, (rel, ex.error)
+            if ex.transport == "ws":  # a WebSocket turn (a `transport: ws` scenario)
+                assert ex.url.startswith(ws_url(s["target"]["base_url"], ""))
+                assert ex.frames
+                continue
             assert ex.url.startswith(s["target"]["base_url"])
             assert ex.body
 
