@@ -88,22 +88,25 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"({outcome.duration_s * 1000:.0f} ms)\n")
         out.flush()
 
-    def run_one(spec: str | None, report_dir: Path) -> tuple[dict, int]:
-        """One target into report_dir: its reports, its table on stdout, its exit code."""
+    profiles = list(dict.fromkeys(args.profile or ["openai"]))
+
+    def run_one(spec: str | None, report_dir: Path, profile: str) -> tuple[dict, int]:
+        """One target under one profile into report_dir: its reports, its table on stdout, its
+        exit code."""
         try:
             with open_target(spec, model=args.model, api_key=args.api_key,
-                             profile=args.profile, report_dir=report_dir,
+                             profile=profile, report_dir=report_dir,
                              start_timeout_s=getattr(args, "start_timeout", None),
                              notify=lambda m: (out.write(f"respcheck: {m}\n"), out.flush())) as target:
                 baseline = plan.for_target(spec, target.name)
                 out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
                           f"{target.name} ({target.base_url}, model {target.model}), "
-                          f"profile {args.profile}"
+                          f"profile {profile}"
                           + (", transport ws (WebSocket mode)" if args.transport == "ws" else "")
                           + "\n")
                 # Transcripts of an earlier run in the same folder would mix with this one.
                 shutil.rmtree(report_dir / "transcripts", ignore_errors=True)
-                summary = run_suite(target, scenarios, profile=args.profile, report_dir=report_dir,
+                summary = run_suite(target, scenarios, profile=profile, report_dir=report_dir,
                                     skip=skip, progress=progress, deadline_s=args.deadline,
                                     transport=args.transport)
         except TargetError as exc:
@@ -118,9 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         must_failed = any(r["status"] == FAIL and r["level"] == MUST for r in summary["results"])
         return summary, EXIT_MUST_FAILED if must_failed else EXIT_OK
 
-    if len(specs) == 1:
-        return run_one(specs[0], report_dir)[1]
-    return _run_targets(specs, report_dir, run_one, plan)
+    if len(specs) == 1 and len(profiles) == 1:
+        return run_one(specs[0], report_dir, profiles[0])[1]
+    return _run_targets([(spec, p) for spec in specs for p in profiles], report_dir, run_one,
+                        plan, tag_profile=len(profiles) > 1)
 
 
 def _target_dir_name(spec: str | None) -> str:
@@ -153,24 +157,27 @@ def _check_baseline_names(plan, specs: list[str | None]) -> None:
                              f"(targets: {', '.join(sorted(known))})")
 
 
-def _run_targets(specs: list[str | None], report_dir: Path, run_one, plan) -> int:
-    """``run --target A --target B ...``: each target into REPORT_DIR/<name>/, in turn, then
-    the comparison into REPORT_DIR. A target that cannot be run gets one stderr line and the
-    others still run; exit 2 if any could not, else 1 if any has a MUST failure not in its
-    baseline, else 0."""
+def _run_targets(runs: list[tuple[str | None, str]], report_dir: Path, run_one, plan, *,
+                 tag_profile: bool = False) -> int:
+    """``run --target A --target B ...`` (and/or ``--profile openai --profile openresponses``):
+    each (target, profile) into REPORT_DIR/<name>/ (``<name>@<profile>`` when several profiles
+    are run), in turn, then the comparison into REPORT_DIR, a column per run. A target that
+    cannot be run gets one stderr line and the others still run; exit 2 if any could not, else
+    1 if any has a MUST failure not in its baseline, else 0."""
     from harness.report.compare import CompareError, console_scores, write_comparison
 
     dirs, code, cannot, taken = [], EXIT_OK, 0, set()
-    for spec in specs:
-        name = base = _target_dir_name(spec)
+    for spec, profile in runs:
+        name = base = _target_dir_name(spec) + (f"@{profile}" if tag_profile else "")
         n = 1
         while name in taken:
             n += 1
             name = f"{base}-{n}"
         taken.add(name)
-        print(f"== target {spec or 'reference'} -> {report_dir / name}", flush=True)
+        print(f"== target {spec or 'reference'}" + (f", profile {profile}" if tag_profile else "")
+              + f" -> {report_dir / name}", flush=True)
         try:
-            _, rc = run_one(spec, report_dir / name)
+            _, rc = run_one(spec, report_dir / name, profile)
         except UsageError as exc:
             reason = " ".join(str(exc).split())
             if (spec or "reference") not in reason:
@@ -321,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="model name to send (default: the target's first model)")
     r.add_argument("--api-key", default=os.environ.get("RESPCHECK_API_KEY"),
                    help="bearer token for the target (default: $RESPCHECK_API_KEY)")
-    r.add_argument("--profile", choices=PROFILE_NAMES, default="openai")
+    r.add_argument("--profile", choices=PROFILE_NAMES, action="append",
+                   help="openai (default) or openresponses. Repeatable: each target runs under "
+                   "each profile, into REPORT_DIR/<name>@<profile>/, and the comparison has a "
+                   "column per target and profile")
     r.add_argument("--only", action="append", metavar="FEATURE",
                    help="run only scenarios of this feature (repeatable); the rest are `skip`")
     r.add_argument("--report-dir", default=str(DEFAULT_REPORT_DIR))

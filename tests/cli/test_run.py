@@ -342,3 +342,22 @@ def test_report_dir_is_a_file(tmp_path, capsys):
 def test_bad_arguments(capsys, argv):
     assert main(argv) == 2
     one_line(capsys.readouterr().err)
+
+
+def test_both_profiles_in_one_run_are_compared_side_by_side(tmp_path, capsys):
+    """`--profile openai --profile openresponses`: the target runs under each profile into
+    <name>@<profile>/, and the comparison has a column per profile."""
+    code = main(["run", "--only", "core", "--only", "mcp", "--profile", "openai",
+                 "--profile", "openresponses", "--report-dir", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    by_profile = {p: read_summary(tmp_path / f"reference@{p}") for p in ("openai", "openresponses")}
+    assert {p: s["profile"] for p, s in by_profile.items()} == {
+        "openai": "openai", "openresponses": "openresponses"}
+    # mcp is out of the Open Responses profile: skipped there with the reason, judged under openai.
+    mcp = {p: {r["status"] for r in s["results"] if r["feature"] == "mcp"}
+           for p, s in by_profile.items()}
+    assert mcp["openresponses"] == {"skip"} and "pass" in mcp["openai"]
+    assert any("not part of the Open Responses specification" in r["message"]
+               for r in by_profile["openresponses"]["results"] if r["feature"] == "mcp")
+    markdown = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "reference · openai" in markdown and "reference · openresponses" in markdown
