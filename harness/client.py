@@ -124,7 +124,7 @@ class Transport:
                                 connect=min(CONNECT_TIMEOUT_S, deadline), write=deadline,
                                 pool=deadline)
         start = time.monotonic()
-        dog = _Watchdog()
+        dog = Watchdog()
         dog.arm(self._last_stream)
         dog.at(start + deadline, "deadline")
 
@@ -238,11 +238,12 @@ def _timeout_message(exc: httpx.TimeoutException, ex: Exchange, elapsed: float,
             + _progress(watch))
 
 
-class _Watchdog:
+class Watchdog:
     """Shuts the exchange's sockets down at a given time. ``shutdown(SHUT_RDWR)`` (unlike
-    ``close()``) wakes a thread blocked reading that socket; httpx then sees the connection end
-    and discards it. ``at()`` (re)schedules it; ``cancel()`` disarms it for good, under the same
-    lock as the firing, so a socket returned to the pool is never touched afterwards."""
+    ``close()``) wakes a thread blocked reading, writing or handshaking on that socket; httpx
+    (or websockets, harness/ws_client.py) then sees the connection end. ``at()`` (re)schedules
+    it; ``cancel()`` disarms it for good, under the same lock as the firing, so a socket
+    returned to the pool, or carrying a WebSocket's next turn, is never touched afterwards."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -253,7 +254,10 @@ class _Watchdog:
         self.reason: str | None = None
 
     def arm(self, stream: Any) -> None:
-        sock = stream.get_extra_info("socket") if stream is not None else None
+        """Watch an httpcore network stream's socket."""
+        self.arm_socket(stream.get_extra_info("socket") if stream is not None else None)
+
+    def arm_socket(self, sock: socket.socket | None) -> None:
         with self._lock:
             if self._done or sock is None or sock in self._socks:
                 return

@@ -53,7 +53,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from harness import __version__
 from harness.client import (CONNECT_TIMEOUT_S, DEFAULT_DEADLINE_S, DEFAULT_READ_TIMEOUT_S,
-                            MAX_BODY_BYTES, TERMINAL_EVENTS)
+                            MAX_BODY_BYTES, TERMINAL_EVENTS, Watchdog)
 from harness.sse import MAX_FRAME_BYTES
 from harness.transcript import Exchange
 
@@ -139,7 +139,8 @@ class WebSocketTransport:
         deadline = deadline_s if deadline_s is not None else self.deadline_s
         with self._lock:
             start = time.monotonic()
-            dog = _Watchdog(start + deadline)
+            dog = Watchdog()
+            dog.at(start + deadline, "deadline")
             try:
                 self._turn(ex, frame, socket_name, start, deadline, dog)
             finally:
@@ -149,7 +150,7 @@ class WebSocketTransport:
 
     # -- one turn ----------------------------------------------------------------------------
     def _turn(self, ex: Exchange, frame: str, name: str, start: float, deadline: float,
-              dog: "_Watchdog") -> None:
+              dog: Watchdog) -> None:
         sock = self._sockets.get(name)
         if sock is None:
             sock = self._open(ex, start, deadline, dog)
@@ -161,7 +162,7 @@ class WebSocketTransport:
         if sock.closed is not None:
             ex.error = f"the socket {name!r} is closed: {sock.closed}; the turn was not sent"
             return
-        dog.arm(sock.raw)
+        dog.arm_socket(sock.raw)
         conn = sock.conn
         assert conn is not None
         try:
@@ -177,14 +178,14 @@ class WebSocketTransport:
             _close(sock)
 
     def _open(self, ex: Exchange, start: float, deadline: float,
-              dog: "_Watchdog") -> _Socket | None:
+              dog: Watchdog) -> _Socket | None:
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "wss" else 80)
         raw: socket.socket | None = None
         try:
             raw = socket.create_connection((parts.hostname, port),
                                            timeout=min(CONNECT_TIMEOUT_S, deadline))
-            dog.arm(raw)
+            dog.arm_socket(raw)
             left = max(0.001, start + deadline - time.monotonic())
             conn = connect(self.url, sock=raw, additional_headers=self._headers(),
                            user_agent_header=None, proxy=None,
@@ -221,7 +222,7 @@ class WebSocketTransport:
         return _Socket(conn, raw)
 
     def _receive(self, ex: Exchange, sock: _Socket, start: float, deadline: float,
-                 dog: "_Watchdog") -> None:
+                 dog: Watchdog) -> None:
         conn = sock.conn
         assert conn is not None
         size = 0
@@ -278,7 +279,7 @@ class WebSocketTransport:
                 ended_at = time.monotonic()
 
     def _closed(self, ex: Exchange, sock: _Socket, exc: ConnectionClosed, start: float,
-                deadline: float, dog: "_Watchdog") -> None:
+                deadline: float, dog: Watchdog) -> None:
         ex.cut = True
         ex.ws_close = _close_record(exc)
         if dog.fired:
@@ -351,47 +352,3 @@ def _close_raw(raw: socket.socket | None) -> None:
             raw.close()
         except OSError:
             pass
-
-
-class _Watchdog:
-    """Shuts the turn's socket down at the deadline: ``shutdown(SHUT_RDWR)`` wakes a thread
-    blocked in connect's handshake, a send or a recv (websockets then sees the connection end).
-    ``cancel()`` disarms it for good, under the same lock as the firing, so a socket that goes
-    on to carry the next turn is never touched by this turn's timer."""
-
-    def __init__(self, when: float) -> None:
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
-        self._done = False
-        self.fired = False
-        self._timer = threading.Timer(max(0.0, when - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def arm(self, sock: socket.socket | None) -> None:
-        with self._lock:
-            if self._done or sock is None or sock in self._socks:
-                return
-            self._socks.append(sock)
-            if self.fired:
-                _shutdown(sock)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._done = True
-            self._timer.cancel()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.fired = True
-            for sock in self._socks:
-                _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed: nothing left to wake
