@@ -274,7 +274,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             background.start(req, response, translate.chat_request(req, turn.messages, stream=False), upstream,
                              owner=turn.owner)
             return JSONResponse(response)
-        completion = await upstream.complete(translate.chat_request(req, turn.messages, stream=False))
+        completion = await upstream.complete(translate.chat_request(req, turn.messages, stream=False),
+                                             truncation=req.truncation)
         translate.from_chat_completion(req, response, completion)
         keep(response)
         return JSONResponse(response)
@@ -293,7 +294,8 @@ def create_app(config: GatewayConfig) -> Starlette:
         if turn.hosted:
             loop = ToolLoop(req, Emitter(response), turn.messages, context, turn.hosted, builtins, upstream)
             return ended(stream_loop(loop, keep), loop.emitter, keep), nothing_to_close
-        opened = await upstream.open_stream(translate.chat_request(req, turn.messages, stream=True))
+        opened = await upstream.open_stream(translate.chat_request(req, turn.messages, stream=True),
+                                            truncation=req.truncation)
         emitter = Emitter(response)
         return ended(stream_events(req, emitter, opened, keep), emitter, keep), opened.aclose
 

@@ -99,7 +99,7 @@ class BackgroundRunner:
         if not self._store.update_pending(response, owner=owner):
             return  # cancelled before it started
         try:
-            translate.from_chat_completion(req, response, await upstream.complete(chat))
+            translate.from_chat_completion(req, response, await upstream.complete(chat, truncation=req.truncation))
         except APIError as exc:
             translate.fail(response, exc.message)
         except asyncio.CancelledError:

@@ -119,18 +119,8 @@ def _hosted_call(item: dict) -> tuple[str, str, str]:
         json.dumps({"sources": sources}) if sources else "(results not kept)"
 
 
-class ChatRequest(dict):
-    """A chat-completions body (a plain dict to httpx) that also carries the request's
-    ``truncation``: with ``"auto"``, upstream.py may send it again without its oldest messages
-    when the upstream says the context is too long (``drop_oldest``). Every path to the upstream
-    (streamed, not, background, the tool loop) builds its body here, so each honours it."""
-
-    truncation: str = "disabled"
-
-
 def chat_request(req: CreateRequest, messages: list[dict], *, stream: bool) -> dict:
-    body = ChatRequest(model=req.model, messages=messages, stream=stream)
-    body.truncation = req.truncation
+    body: dict = {"model": req.model, "messages": messages, "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
     if req.temperature is not None:

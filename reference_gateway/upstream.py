@@ -34,7 +34,7 @@ Context too long: a 4xx whose message says the prompt exceeds the model's contex
 lists the wordings known) becomes 400 ``context_length_exceeded`` with ``param: "input"``, the
 code OpenAI uses. Streamed, the upstream refuses before its stream opens, so the client gets the
 envelope instead of a stream. ``truncation: "disabled"`` (the default) ends there: no input is
-dropped. ``truncation: "auto"`` (the body is a ``translate.ChatRequest`` that says so): the same
+dropped. ``truncation: "auto"`` (the caller passes the request's ``truncation``): the same
 body is sent again without its oldest non-system messages (``translate.drop_oldest``; 1, then 2,
 4, 8, ... of them, at most ``MAX_TRUNCATION_RETRIES`` times, never the last message) until the
 upstream accepts it; when nothing more can go the refusal stands. The stored conversation is
@@ -307,11 +307,11 @@ class Upstream:
             raise _bad_gateway(f"{what} is not JSON") from None
 
     @staticmethod
-    async def _fitted(body: dict, send: Callable[[dict], Awaitable]):
+    async def _fitted(body: dict, send: Callable[[dict], Awaitable], truncation: str):
         """``send(body)``; under ``truncation: auto``, again without the oldest messages while the
         upstream says the context is too long (module docstring). Each attempt has its own
         deadline; there are at most ``MAX_TRUNCATION_RETRIES`` more."""
-        auto = getattr(body, "truncation", "disabled") == "auto" and isinstance(body.get("messages"), list)
+        auto = truncation == "auto" and isinstance(body.get("messages"), list)
         attempt, count = body, 0
         for _ in range(MAX_TRUNCATION_RETRIES):
             try:
@@ -326,9 +326,11 @@ class Upstream:
                 attempt = {**body, "messages": shorter}
         return await send(attempt)
 
-    async def complete(self, body: dict) -> dict:
-        """A non-streamed chat completion, under one deadline for the whole exchange."""
-        completion = await self._fitted(body, lambda b: self._json("POST", "/chat/completions", "the answer", b))
+    async def complete(self, body: dict, *, truncation: str = "disabled") -> dict:
+        """A non-streamed chat completion, under one deadline for the whole exchange (trimmed
+        until it fits under ``truncation: auto``)."""
+        completion = await self._fitted(body, lambda b: self._json("POST", "/chat/completions", "the answer", b),
+                                        truncation)
         if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             raise _bad_gateway("the answer is not a chat completion")
         return completion
@@ -340,9 +342,10 @@ class Upstream:
             raise _bad_gateway("the answer is not a Response object")
         return answer
 
-    async def open_stream(self, body: dict, *, path: str = "/chat/completions") -> UpstreamStream:
+    async def open_stream(self, body: dict, *, path: str = "/chat/completions",
+                          truncation: str = "disabled") -> UpstreamStream:
         """Send a streamed request (``_open``), under ``truncation: auto`` trimmed until it fits."""
-        return await self._fitted(body, lambda b: self._open(b, path))
+        return await self._fitted(body, lambda b: self._open(b, path), truncation)
 
     async def _open(self, body: dict, path: str) -> UpstreamStream:
         """Send a streamed request and check its status before the caller commits to a 200.

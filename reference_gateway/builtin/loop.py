@@ -173,7 +173,7 @@ class ToolLoop:
             offer = turn < MAX_TURNS - 1 and (self.req.max_tool_calls is None
                                               or self.calls_made < self.req.max_tool_calls)
             body = self._chat_body(first=turn == 0, offer_hosted=offer)
-            opened = await self.upstream.open_stream(body)
+            opened = await self.upstream.open_stream(body, truncation=self.req.truncation)
             finish_reason = None
             try:
                 async for chunk in opened.chunks():

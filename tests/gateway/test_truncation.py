@@ -156,3 +156,23 @@ def test_other_upstream_4xx_keep_their_envelope():
     with pytest.raises(APIError) as caught:
         asyncio.run(_raise_for_status(response, 1 << 20))
     assert (caught.value.status, caught.value.code, caught.value.param) == (404, None, "model")
+
+
+def test_auto_holds_for_background_responses_too(client, target):
+    """The background runner passes the request's truncation to the upstream as well."""
+    import time
+
+    model = "mock-window:13"
+    body = {"model": model, "truncation": "auto", "background": True, "max_output_tokens": 16,
+            "input": [{"role": "user", "content": words("first", 5)},
+                      {"role": "assistant", "content": words("second", 5)},
+                      {"role": "user", "content": words("third", 5)}]}
+    before = len(sent_to_upstream(target, model))
+    r = client.post("/responses", json=body)
+    assert r.status_code == 200, r.text
+    rid, deadline = r.json()["id"], time.monotonic() + TIMEOUT_S
+    while (out := client.get(f"/responses/{rid}").json())["status"] in ("queued", "in_progress") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert out["status"] in ("completed", "incomplete"), out
+    assert [len(a["messages"]) for a in sent_to_upstream(target, model)[before:]] == [3, 2]
