@@ -291,3 +291,31 @@ def test_compaction_root(profile):
                        {"type": "compaction", "id": "cmp_i1", "encrypted_content": "x"}]}
     assert s.validate_root("CompactResource", good) == [], s.validate_root("CompactResource", good)
     assert s.validate_root("CompactResource", dict(good, object="response")) != []
+
+
+@pytest.mark.parametrize("profile", ["openai", "openresponses"])
+def test_compaction_step_is_judged_by_schema_compaction(profile):
+    """`returns: compaction`: the 200 body of /responses/compact against CompactResource."""
+    import json as _json
+
+    from harness.transcript import Exchange
+    from harness.verdict import judge_exchange
+
+    def exchange(body: dict) -> Exchange:
+        ex = Exchange("compact", "POST", "http://127.0.0.1:1/v1/responses/compact", {}, b"{}")
+        ex.status = 200
+        ex.response_headers = {"content-type": "application/json"}
+        ex.chunks.append((0.0, _json.dumps(body).encode()))
+        return ex
+
+    usage = {"input_tokens": 3, "output_tokens": 0, "total_tokens": 3,
+             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+             "output_tokens_details": {"reasoning_tokens": 0}}
+    good = {"id": "cmp_1", "object": "response.compaction", "created_at": 1, "usage": usage,
+            "output": [{"type": "compaction", "id": "cmp_i1", "encrypted_content": "x"}]}
+    judged = judge_exchange(exchange(good), profile, returns="compaction")
+    assert judged.kind == "compaction" and "schema.compaction" in judged.log.applied
+    assert judged.log.findings == []
+    bad = judge_exchange(exchange({k: v for k, v in good.items() if k != "usage"}), profile,
+                         returns="compaction")
+    assert {f.check for f in bad.log.findings} == {"schema.compaction"}
