@@ -54,7 +54,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from reference_gateway.app import Turn, parse_json_text
+from reference_gateway.app import FINAL_EVENTS, Turn, parse_json_text
 from reference_gateway.auth import Keyring
 from reference_gateway.errors import APIError
 from reference_gateway.observe import Telemetry
@@ -63,7 +63,7 @@ from reference_gateway.store import StoredResponse
 log = logging.getLogger("reference_gateway")
 
 CREATE_EVENT = "response.create"
-TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+TERMINAL_EVENTS = FINAL_EVENTS - {"error"}  # the events that end a response
 REFUSED_FIELDS = ("stream", "stream_options", "background")  # rule 3, in the order checked
 # Frames waiting while a response is in flight; beyond it the reader stops reading and
 # uvicorn's own queue (its ``ws_max_queue``, 32) and then TCP push back on the client.
