@@ -32,7 +32,6 @@ from loadtests.observe import CHECK_MODES
 from loadtests.workload import MIN_RESPONSES_OUTPUT_TOKENS, Workload
 
 DEFAULT_REPORT_DIR = "reports/load"
-PREFLIGHT_TIMEOUT_S = 10.0
 # On top of the stages' own time: starting workers, the target's first answers, writing reports.
 RUN_SLACK_S = 120.0
 
@@ -188,22 +187,26 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def preflight(url: str, api_key: str | None, model: str | None) -> str:
-    """Check the target answers; return the model to use. Raise UsageError (exit 2) if not."""
-    import httpx
+def preflight(url: str, api_key: str | None, model: str | None, deadline_s: float) -> str:
+    """Check the target answers; return the model to use. Raise UsageError (exit 2) if not.
 
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    The ``GET /models`` is the conformance run's own preflight: the guarded transport
+    (harness/run/client.py ``get_models``: a deadline of ``deadline_s`` or the preflight's
+    10 s, whichever is shorter, a body cap, no decoding) read by harness/targets/target.py
+    ``discover_model``, so a server that refuses, stalls or floods on /models is named in the
+    same one line as ``respcheck run`` names it. With ``model`` given, a /models that answers
+    badly is a notice and the run goes on (/models is optional)."""
+    from harness.run.client import get_models
+    from harness.targets.target import TargetError, discover_model
+
+    def notify(message: str) -> None:
+        print(f"respcheck load: {message}", file=sys.stderr)
+
     try:
-        r = httpx.get(url + "/models", headers=headers, timeout=PREFLIGHT_TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        raise UsageError(f"target {url} is unreachable: {exc.__class__.__name__}: {exc}") from None
-    if model:
-        return model
-    try:
-        data = r.json()["data"]
-        return data[0]["id"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise UsageError(f"GET {url}/models gave no model (HTTP {r.status_code}); pass --model") from None
+        return discover_model(url, api_key, model, preflight=get_models, deadline_s=deadline_s,
+                              notify=notify)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _time_budget(config: dict[str, Any]) -> float:
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config["base_url"] = base_url(args.target)
             model = args.model
-        config["workload"]["model"] = preflight(config["base_url"], args.api_key, model)
+        config["workload"]["model"] = preflight(config["base_url"], args.api_key, model,
+                                                args.deadline)
         return _run_generator(config)
     except UsageError as exc:
         print(f"respcheck load: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ For ``loadtests/gpu_run.sh`` on the lent GPU machine (shared/notes/gpu-machine.m
 ``LlamaForCausalLM`` of 0.76 B parameters (hidden 2048, 16 layers, 32 heads, 8 kv heads,
 intermediate 5632) built directly on the GPU in bfloat16 with random weights and saved with
 ``save_pretrained``, plus the byte-level BPE tokenizer and ChatML chat template of
-``harness.model_dir`` (trained with ``tokenizers``, no download). Random weights never stop
+``harness.targets.model_dir`` (trained with ``tokenizers``, no download). Random weights never stop
 early, so every answer is exactly ``max_tokens`` long: a fixed output length for the sweep.
 The vocabulary is the tokenizer's own (a few hundred tokens: the embedding never produces an
 id the tokenizer cannot decode).
@@ -37,7 +37,7 @@ def build(dest: Path, *, device: str = "cuda", small: bool = False) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness import model_dir
+    from harness.targets import model_dir
 
     t0 = time.monotonic()
     dest.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,13 @@ is gevent's (monkey-patched), so each user's blocking ``recv`` is a cooperative 
 
 One ``Connection`` per user, kept alive across requests (as a real client pool does); a server
 that closes it gets a fresh one on the next request.
+
+Every request is bounded like the conformance run's (harness/run/client.py): a whole-exchange
+deadline (``deadline_s``, the error ``deadline``), a silence between reads (``idle_s``,
+``idle_timeout``), h11's own cap on the response head (16 KiB), and a cap on the body
+(``MAX_BODY_BYTES``, the harness's: a body past it ends the exchange with ``body_cap``), so a
+server that floods costs the load generator at most the cap per user. One event is capped by the
+observer's SSE decoder (``loadtests/observe.py`` ``MAX_FRAME_BYTES``), well inside the body cap.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from urllib.parse import urlsplit
 
 import h11
 
+from harness.run.client import MAX_BODY_BYTES
 from loadtests.observe import ExchangeObserver
 
 # Bytes asked of one recv(). An SSE event of a text delta is ~150-300 bytes; 64 KiB lets a burst
@@ -92,6 +100,7 @@ class Connection:
         obs = make_observer(t_send, time.time())
         deadline = t_send + deadline_s
         error: str | None = None
+        body_bytes = 0
         try:
             sock.sendall(wire)
             finished = False
@@ -111,6 +120,10 @@ class Connection:
                     ctype = next((v.decode("latin-1") for k, v in event.headers if k == b"content-type"), None)
                     obs.response_started(event.status_code, ctype, t)
                 elif isinstance(event, h11.Data):
+                    body_bytes += len(event.data)
+                    if body_bytes > MAX_BODY_BYTES:
+                        error = "body_cap"
+                        break
                     obs.feed(bytes(event.data), t)
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                     finished = True

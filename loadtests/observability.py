@@ -15,8 +15,6 @@ results.json and observability.md.
 
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent's monkey-patching)
-
 import argparse
 import json
 import os
@@ -25,10 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+import locust  # noqa: F401  (first: gevent's monkey-patching)
+
 from loadtests import servers
 from loadtests.metrics import Sample
 from loadtests.overhead import fmt, pool
-from loadtests.runner import machine_info, run
+from loadtests.report import machine_info
+from loadtests.runner import run
 from loadtests.workload import Workload
 
 DEFAULT_VARIANTS = {"off": {"metrics": False}, "on": {"metrics": True}}

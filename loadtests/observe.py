@@ -19,11 +19,15 @@ from typing import Any
 
 import orjson
 
-from harness.findings import FindingLog
-from harness.sse import SSEDecoder
+from harness.core.findings import FindingLog
+from harness.core.sse import SSEDecoder
+from harness.run.client import TRANSPORT_MAX_FRAME_BYTES
 from loadtests.metrics import Sample
 
 CHECK_MODES = ("full", "grammar", "off")
+# The largest event decoded: the conformance run's transport cap (half its body cap), so an
+# event that never ends is dropped past it (a framing finding) instead of growing in memory.
+MAX_FRAME_BYTES = TRANSPORT_MAX_FRAME_BYTES
 
 # Events whose non-empty ``delta`` is generated output (what TTFT/ITL time).
 RESPONSES_DELTAS = frozenset({"response.output_text.delta", "response.reasoning_text.delta",
@@ -66,9 +70,9 @@ class ExchangeObserver:
         self._is_sse = 200 <= status < 300 and (ctype == "text/event-stream" or self.stream)
         if not self._is_sse:
             return
-        self._decoder = SSEDecoder(self.log)
+        self._decoder = SSEDecoder(self.log, max_frame_bytes=MAX_FRAME_BYTES)
         if self.api == "responses" and self.check != "off":
-            from harness.stream import StreamChecker
+            from harness.core.stream import StreamChecker
 
             self._checker = StreamChecker(self.profile, log=self.log,
                                           validate_schemas=self.check == "full")
@@ -206,7 +210,7 @@ class ExchangeObserver:
             s.output_tokens = usage[key]
         if self.api == "responses":
             if self.check != "off":
-                from harness.verdict import judge_json_body
+                from harness.core.verdict import judge_json_body
 
                 judge_json_body(body, self.profile, log=self.log)
             if body.get("status") == "failed":

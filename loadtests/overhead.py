@@ -27,20 +27,20 @@ hand-written "## Reading" section of an existing file.
 
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent's monkey-patching)
-
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import locust  # noqa: F401  (first: gevent's monkey-patching)
+
 from loadtests import servers
 from loadtests.metrics import Sample, Window, distribution
-from loadtests.runner import machine_info, run
+from loadtests.report import machine_info, write_benchmark_md
+from loadtests.runner import run
 from loadtests.workload import Workload
 
 BENCH_MD = Path("reports/benchmarks/gateway-overhead.md")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         doc = json.loads(Path(args.render).read_text())
         md_path = Path(args.md or Path(args.render).with_name("overhead.md"))
-        _write_md(md_path, render_md(doc, png_name=md_path.with_suffix(".png").name))
+        write_benchmark_md(md_path, render_md(doc, png_name=md_path.with_suffix(".png").name))
         plot(doc["levels"], md_path.with_suffix(".png"), title=doc["args"].get("label"),
              gateway_paths=doc.get("gateway_paths"))
         print(md_path.read_text())
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     table = aggregate(results["stages"], samples, stages, gateway_paths=list(gateways))
     doc = {"gateway_paths": list(gateways),
            "command": "python -m loadtests.overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "measured_at": time.strftime("%Y-%m-%d", time.gmtime()),
            "machine": machine_info(), "elapsed_s": elapsed, "args": vars(args), "levels": table,
            "rounds": [{k: st[k] for k in ("label", "requests", "failed", "request_throughput",
                                           "output_throughput", "streamed_output_throughput", "errors")} for st in results["stages"]]}
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(table, out / "overhead.png", title=args.label, gateway_paths=list(gateways))
     print(md)
     if args.write_benchmark:
-        _write_md(BENCH_MD, render_md(doc, png_name=BENCH_PNG.name))
+        write_benchmark_md(BENCH_MD, render_md(doc, png_name=BENCH_PNG.name))
         plot(table, BENCH_PNG, title=args.label, gateway_paths=list(gateways))
     return 0
 
@@ -191,16 +192,6 @@ class SupervisedGateway:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-
-
-def _write_md(path: Path, md: str) -> None:
-    """Write ``md``, keeping the hand-written '## Reading' section of the existing file."""
-    reading = ""
-    if path.exists():
-        m = re.search(r"^## Reading.*", path.read_text(), re.S | re.M)
-        reading = m.group(0) if m else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(md + ("\n" + reading if reading else ""))
 
 
 def _tok_s(stage: dict) -> float:
@@ -275,7 +266,8 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
     lines = [
         "# Reference gateway overhead",
         "",
-        f"Command: `{doc['command'].strip()}` ({doc['elapsed_s']:.0f} s)",
+        f"Regenerate: `{doc['command'].strip()}` ({doc['elapsed_s']:.0f} s)"
+        + (f"; measured {doc['measured_at']}." if doc.get("measured_at") else ""),
         "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, Python {m.get('python')}, {m.get('platform')}. "
         f"Upstream: {a.get('label') or ('the paced mock (' + a['model'] + ')' if not a.get('upstream') else a['upstream'])}"

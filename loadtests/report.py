@@ -11,6 +11,9 @@ import csv
 import html
 import io
 import json
+import os
+import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -92,16 +95,45 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def plots(results: dict[str, Any], samples: list[Sample]) -> list[tuple[str, str]]:
-    """[(title, base64 png)]; empty without matplotlib."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), or None when matplotlib is absent."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return []
-    out = []
+        return None
+    return plt
+
+
+def readable_log_ticks(ax, which: str) -> None:
+    """Tick labels on a log axis that never run into each other, written as plain numbers.
+
+    matplotlib's default labels minor ticks when the data spans less than a decade or so
+    (``2×10²  3×10²  4×10²`` side by side, overlapping on a 4-inch axis). Instead: under one
+    decade a few linear-nice ticks (40, 60, 80); up to two decades 1-2-5 per decade; wider,
+    one label per decade. Minor ticks keep their marks and lose their labels. Call it after the
+    data is plotted: it reads the axis's limits."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
+    span = hi / lo if lo > 0 else float("inf")
+    if span < 10:
+        axis.set_major_locator(MaxNLocator(nbins=4))
+    elif span <= 100:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    else:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def latency_cdf_figure(results: dict[str, Any], samples: list[Sample]):
+    """TTFT, ITL and E2EL as CDFs, one line per stage, over requests sent in each stage's
+    measurement window; log x axes."""
+    plt = _pyplot()
     by_stage: dict[str, list[Sample]] = {}
     for s in samples:
         by_stage.setdefault(s.stage, []).append(s)
@@ -111,7 +143,7 @@ def plots(results: dict[str, Any], samples: list[Sample]) -> list[tuple[str, str
         w = windows.get(s.stage)
         return s.ok and (w is None or w[0] <= s.t_send < w[1])
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     for label, group in by_stage.items():
         ok = [s for s in group if in_window(s)]
         for ax, values in zip(axes, ([s.ttft for s in ok if s.ttft is not None],
@@ -124,40 +156,63 @@ def plots(results: dict[str, Any], samples: list[Sample]) -> list[tuple[str, str
         ax.set_xlabel(f"{name} (ms)")
         ax.set_ylabel("fraction of samples")
         ax.set_xscale("log")
+        if ax.lines:
+            readable_log_ticks(ax, "x")
+            ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
     fig.suptitle("Latency distributions (CDF), per stage")
-    out.append(("Latency distributions", _png(fig)))
-    plt.close(fig)
+    return fig
 
+
+def sweep_figure(results: dict[str, Any]):
+    """Throughput (output tokens/s on the left axis, requests/s on the right, one legend for
+    both) and latency percentiles against the swept concurrency or rate; None for one stage.
+    Constrained layout keeps the right axis's label clear of its ticks and of the next chart."""
     stages = results["stages"]
-    if len(stages) > 1:
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
-        xs = [st["rate"] or st["users"] for st in stages]
-        xlabel = "arrival rate (req/s)" if stages[0].get("rate") else "concurrent users"
-        a1.plot(xs, [st["output_throughput"] or 0 for st in stages], "o-", label="output tok/s")
-        a1b = a1.twinx()
-        a1b.plot(xs, [st["request_throughput"] or 0 for st in stages], "s--", color="tab:orange", label="req/s")
-        a1.set_xlabel(xlabel)
-        a1.set_ylabel("output tokens/s")
-        a1b.set_ylabel("requests/s")
-        a1.set_title("Throughput")
-        for key, name in (("ttft_ms", "TTFT"), ("itl_ms", "ITL")):
-            for p, style in (("p50", "o-"), ("p99", "^--")):
-                a2.plot(xs, [st[key][p] or 0 for st in stages], style, label=f"{name} {p}")
-        a2.set_xlabel(xlabel)
-        a2.set_ylabel("ms")
-        a2.set_yscale("log")
-        a2.set_title("Latency")
-        a2.legend(fontsize=8)
-        for ax in (a1, a2):
-            ax.grid(True, alpha=0.3)
-            if len(set(xs)) > 2 and min(xs) > 0:
-                ax.set_xscale("log")
-        out.append(("Sweep", _png(fig)))
-        plt.close(fig)
+    if len(stages) < 2:
+        return None
+    plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
 
-    fig, ax = plt.subplots(figsize=(12, 3.5))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    xs = [st["rate"] or st["users"] for st in stages]
+    xlabel = "arrival rate (req/s)" if stages[0].get("rate") else "concurrent users"
+    tokens, = a1.plot(xs, [st["output_throughput"] or 0 for st in stages], "o-", color="tab:blue",
+                      label="output tokens/s (left axis)")
+    a1b = a1.twinx()
+    requests, = a1b.plot(xs, [st["request_throughput"] or 0 for st in stages], "s--",
+                         color="tab:orange", label="requests/s (right axis)")
+    a1.set_xlabel(xlabel)
+    a1.set_ylabel("output tokens/s", color="tab:blue")
+    a1b.set_ylabel("requests/s", color="tab:orange")
+    a1.set_title("Throughput")
+    a1.legend(handles=[tokens, requests], fontsize=8, loc="best")
+    for key, name in (("ttft_ms", "TTFT"), ("itl_ms", "ITL")):
+        for p, style in (("p50", "o-"), ("p99", "^--")):
+            a2.plot(xs, [st[key][p] or 0 for st in stages], style, label=f"{name} {p}")
+    a2.set_xlabel(xlabel)
+    a2.set_ylabel("ms")
+    a2.set_yscale("log")
+    readable_log_ticks(a2, "y")
+    a2.set_title("Latency")
+    a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.grid(True, alpha=0.3)
+        if len(set(xs)) > 2 and min(xs) > 0:
+            ax.set_xscale("log")
+        # ticks at the swept values themselves (1, 8, 64, 256), nothing in between labelled
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    return fig
+
+
+def ttft_over_time_figure(samples: list[Sample]):
+    """Every request's TTFT against its send time, per stage; failed requests as red x."""
+    plt = _pyplot()
+    by_stage: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_stage.setdefault(s.stage, []).append(s)
+    fig, ax = plt.subplots(figsize=(12, 3.5), layout="constrained")
     t0 = min((s.t_send for s in samples), default=0.0)
     for label, group in by_stage.items():
         pts = [(s.t_send - t0, s.ttft * 1000.0) for s in group if s.ok and s.ttft is not None]
@@ -169,12 +224,62 @@ def plots(results: dict[str, Any], samples: list[Sample]) -> list[tuple[str, str
     ax.set_xlabel("send time (s)")
     ax.set_ylabel("TTFT (ms)")
     ax.set_yscale("log")
+    if ax.collections:
+        readable_log_ticks(ax, "y")
+        ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
     ax.set_title("TTFT over time (red x: failed requests)")
-    out.append(("TTFT over time", _png(fig)))
-    plt.close(fig)
+    return fig
+
+
+def plots(results: dict[str, Any], samples: list[Sample]) -> list[tuple[str, str]]:
+    """[(title, base64 png)]; empty without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    figures = [("Latency distributions", latency_cdf_figure(results, samples)),
+               ("Sweep", sweep_figure(results)),
+               ("TTFT over time", ttft_over_time_figure(samples))]
+    out = []
+    for title, fig in figures:
+        if fig is not None:
+            out.append((title, _png(fig)))
+            plt.close(fig)
     return out
+
+
+def _seconds(v: Any) -> str:
+    return f"{float(v):g} s" if v is not None else "?"
+
+
+def run_description(results: dict[str, Any]) -> str:
+    """What was run, in words a person reads (the report's first paragraph): no Python values,
+    an unset option says what that means (``max output tokens None`` is "output length left
+    to the server")."""
+    cfg = results["config"]
+    wl = cfg.get("workload", {})
+    out_tokens = wl.get("output_tokens")
+    length = (f"at most {out_tokens} output tokens" if out_tokens is not None
+              else "output length left to the server (no token limit sent)")
+    check = wl.get("check") or "full"
+    judged = ("SSE framing" if wl.get("api") == "chat" else  # observe.py: chat has no Responses grammar
+              "framing and grammar, no schemas" if check == "grammar" else "framing, grammar and schemas")
+    checks = ("conformance not checked" if check == "off" else
+              f"each answer checked for conformance ({judged}; profile {wl.get('profile') or 'openai'})")
+    workers, external = cfg.get("workers") or 0, cfg.get("external_workers") or 0
+    if workers or external:
+        load_from = f"{workers + external} locust worker process{'es' if workers + external != 1 else ''}" + (
+            f" ({external} on other machines)" if external else "")
+    else:
+        load_from = "one process (no locust workers)"
+    machine = results.get("machine") or {}
+    where = ", ".join(x for x in (machine.get("cpu"), f"{machine['cpus']} CPUs" if machine.get("cpus") else "") if x)
+    return (f"Target {cfg.get('base_url') or '?'}, {wl.get('api', 'responses')} API, model "
+            f"{wl.get('model') or 'the first one the target lists'}, about {wl.get('input_tokens', '?')} input tokens, "
+            f"{length}, {'streamed' if wl.get('stream', True) else 'not streamed'}, {checks}. "
+            f"Warm-up {_seconds(cfg.get('warmup_s'))} and a measurement window of {_seconds(cfg.get('duration_s'))} "
+            f"per stage; load generated by {load_from}."
+            + (f" Machine: {where}." if where else ""))
 
 
 def render_html(results: dict[str, Any], samples: list[Sample]) -> str:
@@ -198,23 +303,17 @@ def render_html(results: dict[str, Any], samples: list[Sample]) -> str:
     viol_rows = []
     for st in results["stages"]:
         for check, v in st["violations"].items():
-            viol_rows.append(f"<tr><td>{e(st['label'])}</td><td>{e(check)}</td><td>{e(str(v.get('level')))}</td>"
+            viol_rows.append(f"<tr><td>{e(st['label'])}</td><td>{e(check)}</td><td>{e(v.get('level') or '?')}</td>"
                              f"<td>{v['count']}</td></tr>")
         for kind, n in st["errors"].items():
             viol_rows.append(f"<tr><td>{e(st['label'])}</td><td>error: {e(kind)}</td><td></td><td>{n}</td></tr>")
     figs = "".join(f"<h2>{e(t)}</h2><img alt='{e(t)}' src='data:image/png;base64,{b}'>" for t, b in plots(results, samples))
-    wl = cfg.get("workload", {})
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>respcheck load report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}th{{background:#f3f3f3}}img{{max-width:100%}}
 code{{background:#f3f3f3;padding:1px 3px}}</style></head><body>
 <h1>Load test: {e(str(cfg.get('target_name') or cfg.get('base_url')))}</h1>
-<p>Target <code>{e(str(cfg.get('base_url')))}</code>, API <code>{e(str(wl.get('api')))}</code>, model
-<code>{e(str(wl.get('model')))}</code>, ~{e(str(wl.get('input_tokens')))} input tokens, max output tokens
-{e(str(wl.get('output_tokens')))}, stream {e(str(wl.get('stream')))}, conformance checks <code>{e(str(wl.get('check')))}</code>
-(profile {e(str(wl.get('profile')))}). Warm-up {cfg.get('warmup_s')} s, window {cfg.get('duration_s')} s per stage,
-{cfg.get('workers') or 0} worker process(es). Machine: {e(str(results.get('machine', {}).get('cpu', '')))},
-{e(str(results.get('machine', {}).get('cpus', '')))} CPUs.</p>
+<p>{e(run_description(results))}</p>
 <p>Times in milliseconds. Definitions (vLLM's benchmark_serving): TTFT send to first content delta; TPOT
 (E2EL - TTFT)/(output tokens - 1); ITL every gap between consecutive content deltas, pooled; E2EL send to
 terminal event. Exact percentiles (linear interpolation) of requests sent in the window; throughput counts
@@ -225,3 +324,29 @@ requests completed in the window.</p>
 {figs}
 </body></html>
 """
+
+
+def machine_info() -> dict[str, Any]:
+    import platform
+
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "host": socket.gethostname()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def write_benchmark_md(path: Path, md: str) -> None:
+    """Write ``md``, keeping the hand-written '## Reading' section of the existing file."""
+    reading = ""
+    if path.exists():
+        m = re.search(r"^## Reading.*", path.read_text(), re.S | re.M)
+        reading = m.group(0) if m else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(md + ("\n" + reading if reading else ""))

@@ -16,11 +16,8 @@ once its in-flight requests have drained.
 
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent's monkey-patching must precede other imports)
-
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -29,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust  # noqa: F401  (first: gevent's monkey-patching must precede other imports)
 from locust.env import Environment
 
 from loadtests.metrics import Sample, Window, summarize
+from loadtests.report import machine_info
 from loadtests.user import LoadUser, StageState
 
 WORKER_CONNECT_DEADLINE_S = 60.0
@@ -195,7 +194,7 @@ class Controller:
         checks = {c for s in samples for c in s.violations}
         if not checks:
             return {}
-        from harness.catalogue import load_catalogue
+        from harness.core.catalogue import load_catalogue
 
         cat = load_catalogue(self.config["workload"].get("profile", "openai"))
         out = {}
@@ -250,22 +249,6 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         "machine": machine_info(), "stages": stages,
         "_samples": ctl.samples,
     }
-
-
-def machine_info() -> dict[str, Any]:
-    import platform
-
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "host": socket.gethostname()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
 
 
 def main(argv: list[str] | None = None) -> int:

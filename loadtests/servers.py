@@ -57,17 +57,21 @@ class ServerProcess:
 
 def spawn(kind: str, *, upstream: str | None = None, host: str = "127.0.0.1", port: int = 0,
           log: Path | None = None, env: dict[str, str] | None = None,
-          deadline_s: float = READY_DEADLINE_S, config: dict | None = None) -> ServerProcess:
+          deadline_s: float = READY_DEADLINE_S, config: dict | None = None,
+          code_root: Path | None = None) -> ServerProcess:
+    """Start a server process; ``code_root``: the tree whose code it runs (default: this one;
+    loadtests/store_cost.py runs an older revision's)."""
     cmd = [sys.executable, "-m", "loadtests.servers", kind, "--host", host, "--port", str(port)]
     if upstream:
         cmd += ["--upstream", upstream]
     if config:
         cmd += ["--config", json.dumps(config)]
     err = open(log, "ab") if log else subprocess.DEVNULL
-    repo_root = str(Path(__file__).resolve().parent.parent)
+    repo_root = str(code_root or Path(__file__).resolve().parent.parent)
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = repo_root + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=full_env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=full_env,
+                            cwd=repo_root if code_root else None)  # -m puts the cwd first on sys.path
     if log:
         err.close()
     deadline = time.monotonic() + deadline_s

@@ -19,13 +19,12 @@ wall-clock, so the machines' clocks must agree (NTP) to well under the warm-up.
 
 from __future__ import annotations
 
-import locust  # noqa: F401  (first: gevent's monkey-patching)
-
 import argparse
 import logging
 import sys
 
 import gevent
+import locust  # noqa: F401  (first: gevent's monkey-patching)
 from locust.env import Environment
 
 from loadtests.user import LoadUser, StageState

@@ -21,10 +21,16 @@ import argparse
 import sys
 
 from reference_gateway import logs
+from reference_gateway.app import create_app
 from reference_gateway.auth import read_keys_file
 from reference_gateway.builtin.config import BuiltinConfig, ConfigError, read_config
 from reference_gateway.config import CODE_INTERPRETER_MODES, DEFAULT_MAX_BODY_BYTES, GatewayConfig
-from reference_gateway.store import StoreError
+from reference_gateway.readiness import UpstreamNotReady, wait_for_upstream
+from reference_gateway.routing import RoutesError, read_routes
+from reference_gateway.sandbox.contract import SandboxError
+from reference_gateway.store_contract import StoreError
+from reference_gateway.worker import WorkersError, serve_workers
+from reference_gateway.worker import refusal as workers_refusal
 
 DEFAULT_DB = "respcheck-gateway.sqlite3"
 
@@ -63,9 +69,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stream-first-token-timeout", type=float, metavar="SECONDS",
                    help="a streamed upstream call must send its first chunk within this (default: --timeout)")
     p.add_argument("--stream-idle-timeout", type=float, metavar="SECONDS",
-                   help="longest silence of a streamed upstream call after its first chunk (default: --timeout)")
-    p.add_argument("--stream-timeout", type=float, default=1800.0, metavar="SECONDS",
-                   help="a whole streamed upstream call, however it trickles (default: 1800)")
+                   help="longest silence of a streamed upstream call after its first chunk (default: 30, "
+                   "or --timeout when smaller)")
+    p.add_argument("--stream-timeout", type=float, metavar="SECONDS",
+                   help="a whole streamed upstream call, however it trickles (default: --timeout, the "
+                   "deadline of a non-streamed one)")
     p.add_argument("--upstream-max-line-bytes", type=int, default=1024 * 1024, metavar="BYTES",
                    help="largest SSE line of an upstream stream (default: 1 MiB); beyond it: 502")
     p.add_argument("--upstream-max-body-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
@@ -145,16 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     logs.configure(args.log_format)  # -- observability (issue 8): json lines from here on
-    from reference_gateway.worker import refusal as workers_refusal
-
     if workers_refusal(args.workers, args.db):  # -- workers (issue 8): before anything starts
         p.error(workers_refusal(args.workers, args.db))
+    # Deferred to where a server starts: uvicorn (launch.py imports it too), not needed by
+    # ``--help``, by a refused option, or by the harness that imports ``parser``.
     import uvicorn
 
-    from reference_gateway.app import create_app
+    from reference_gateway.http_protocol import UVICORN_OPTIONS
     from reference_gateway.launch import start_mock_upstream
-
-    from reference_gateway.routing import RoutesError, read_routes
 
     routes = None
     if args.routes:
@@ -207,8 +213,6 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             p.error(str(exc))
         if config.upstream_wait_s > 0:  # -- upstream readiness (issue 6)
-            from reference_gateway.readiness import UpstreamNotReady, wait_for_upstream
-
             try:
                 for spec in config.upstream_specs:
                     wait_for_upstream(spec.url, api_key=spec.api_key,
@@ -217,8 +221,6 @@ def main(argv: list[str] | None = None) -> int:
             except UpstreamNotReady as exc:
                 p.exit(2, f"{p.prog}: {exc}\n")
         if args.workers > 1:  # -- workers (issue 8): this process supervises N workers
-            from reference_gateway.worker import WorkersError, serve_workers
-
             try:
                 return serve_workers(config, host=args.host, port=args.port, workers=args.workers,
                                      notify=logs.announcer(args.log_format),
@@ -226,13 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             except WorkersError as exc:
                 p.exit(2, f"{p.prog}: {exc}\n")
         logs.announcer(args.log_format)(f"reference gateway on http://{args.host}:{args.port}/v1 -> {upstream_url}")
-        from reference_gateway.sandbox import SandboxError
-
         try:
             app = create_app(config)  # opens the store (a file that is not SQLite, Postgres down), the sandbox
         except (StoreError, SandboxError) as exc:
             p.exit(2, f"{p.prog}: {exc}\n")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **logs.uvicorn_options(args.log_format))
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS,
+                    **logs.uvicorn_options(args.log_format))
     finally:
         if mock is not None:
             mock.close()

@@ -46,7 +46,7 @@ from pathlib import Path
 from starlette.requests import Request
 
 from reference_gateway.errors import APIError
-from reference_gateway.store import ANONYMOUS_OWNER
+from reference_gateway.store_contract import ANONYMOUS_OWNER
 
 MAX_KEY_LENGTH = 512
 TENANT_DOMAIN = b"reference-gateway tenant v1\x00"

@@ -20,6 +20,11 @@ No row stays pending forever:
   ``orphan_after_s`` (plus one heartbeat) of its last heartbeat, as soon as any process sharing
   the store (a restarted one, or another worker) runs.
 
+Every pending row is swept the same way: a background response's, and a stored stream's (stored
+``in_progress`` from its ``response.created`` on, response_keeper.py). The task's own writes go
+through the store's writer thread (store_writer.py); the heartbeat, the sweep and ``cancel``
+are single short statements on the event loop.
+
 Streaming a background response is not offered (``stream: true`` with ``background: true`` is
 refused in params.py): the generation uses the upstream's non-streamed call.
 """
@@ -33,7 +38,8 @@ import logging
 from reference_gateway import translate
 from reference_gateway.errors import APIError
 from reference_gateway.params import CreateRequest
-from reference_gateway.store import PENDING, ResponseStore
+from reference_gateway.store_contract import PENDING, ResponseStore
+from reference_gateway.store_writer import StoreWriter
 from reference_gateway.upstream import Upstream
 
 log = logging.getLogger("reference_gateway")
@@ -49,8 +55,10 @@ def not_cancellable(message: str) -> APIError:
 
 
 class BackgroundRunner:
-    def __init__(self, store: ResponseStore, *, orphan_after_s: float = DEFAULT_ORPHAN_AFTER_S) -> None:
+    def __init__(self, store: ResponseStore, writer: StoreWriter, *,
+                 orphan_after_s: float = DEFAULT_ORPHAN_AFTER_S) -> None:
         self._store = store
+        self._writer = writer
         self._tasks: dict[str, asyncio.Task] = {}
         self._owners: dict[str, str] = {}
         self._lease_s = orphan_after_s
@@ -96,18 +104,23 @@ class BackgroundRunner:
 
     async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, owner: str) -> None:
         response["status"] = "in_progress"
-        if not self._store.update_pending(response, owner=owner):
+        if not await self._update_pending(response, owner):
             return  # cancelled before it started
         try:
             translate.from_chat_completion(req, response, await upstream.complete(chat, truncation=req.truncation))
         except APIError as exc:
-            translate.fail(response, exc.message)
+            translate.fail(response, exc.message, exc.code or "server_error")
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("background response %s failed", response["id"])
             translate.fail(response, "The gateway had an internal error.")
-        self._store.update_pending(response, owner=owner)
+        await self._update_pending(response, owner)
+
+    async def _update_pending(self, response: dict, owner: str) -> bool:
+        """``ResponseStore.update_pending`` through the writer thread (off the event loop)."""
+        (count,) = await self._writer.write([self._store.update_pending_statement(response, owner=owner)])
+        return count > 0
 
     def cancel(self, response_id: str, owner: str) -> dict | None:
         """The cancelled response, or None when ``owner`` has no such response."""

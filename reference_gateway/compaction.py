@@ -18,7 +18,9 @@ Decisions:
   position relative to the other items is recorded in the blob (``{"user": k}`` markers), so
   expansion restores the original order exactly.
 - ``model`` is required (400 ``missing_required_parameter``), as the SDK's params say; the
-  compacted object is not stored (OpenAI gives it no GET either).
+  compacted object is not stored (OpenAI gives it no GET either). The endpoint's body is
+  checked in params.py (``parse_compact``), beside the create body: this module is the item's
+  format only, so that input_items.py can check a blob without importing the endpoint.
 """
 
 from __future__ import annotations
@@ -28,17 +30,10 @@ import binascii
 import json
 import time
 
-from openai.types.responses.response_compact_params import ResponseCompactParams
-
 from reference_gateway.errors import invalid
 from reference_gateway.ids import new_id
-from reference_gateway.input_items import parse_input, type_error
 
 PREFIX = "rgc1."
-KNOWN_PARAMS = frozenset(ResponseCompactParams.__annotations__)
-# Accepted only when absent or null: nothing behind them here.
-UNSUPPORTED = frozenset(KNOWN_PARAMS - {"model", "input", "instructions", "previous_response_id",
-                                        "prompt_cache_key"})
 ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
               "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
 
@@ -98,33 +93,9 @@ def expand(context: list[dict]) -> list[dict]:
     return out
 
 
-def check_params(body: object) -> dict:
-    if not isinstance(body, dict):
-        raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
-    for name in body:
-        if name not in KNOWN_PARAMS:
-            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
-        if name in UNSUPPORTED and body[name] is not None:
-            from reference_gateway.errors import unsupported
-
-            raise unsupported(name)
-    if body.get("model") is None:
-        raise invalid("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
-    if not isinstance(body["model"], str) or not body["model"].strip():
-        raise type_error("model", "a non-empty string", body["model"])
-    for name in ("instructions", "previous_response_id", "prompt_cache_key"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise type_error(name, "a string", body[name])
-    return body
-
-
 def compacted(context: list[dict]) -> dict:
     """The CompactedResponse for a conversation (already expanded: no compaction items)."""
     users = [item for item in context if _is_user(item)]
     item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": pack(context)}
     return {"id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
             "output": users + [item], "usage": dict(ZERO_USAGE)}
-
-
-def input_items(body: dict) -> list[dict]:
-    return parse_input(body["input"]) if body.get("input") is not None else []

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reference_gateway.auth import check_keys
 from reference_gateway.builtin.config import BuiltinConfig
+from reference_gateway.logs import check_format  # -- observability (issue 8)
 from reference_gateway.routing import API_KINDS, Routes, UpstreamSpec
+from reference_gateway.store import check_location
 
 # The name of the one upstream of a gateway without --routes.
 DEFAULT_UPSTREAM = "default"
@@ -18,6 +21,13 @@ CODE_INTERPRETER_MODES = ("auto", "spawn", "external", "disabled")
 # Responses server is far smaller, and a cap keeps a flood from reaching the JSON parser.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
+# The longest silence between two reads of a streamed upstream answer, unless set. A decoding
+# model sends a token every few to a few hundred milliseconds, and the wait for the first one
+# (prefill, queueing) has its own deadline; 30 s of silence after it is a stuck upstream (the
+# nginx default for the same limit, ``proxy_read_timeout``, is 60 s: half of it here, since a
+# stuck stream holds a client that sees nothing).
+DEFAULT_STREAM_IDLE_TIMEOUT_S = 30.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
@@ -27,7 +37,8 @@ class GatewayConfig:
     upstream_api_key: str | None = None
     # SQLite file for stored responses; ":memory:" keeps them for the life of the process.
     db_path: str = ":memory:"
-    # Deadline for a whole non-streamed upstream call, and for each read of a streamed one.
+    # Deadline for a whole non-streamed upstream call; a streamed one's deadlines follow it
+    # unless set (``stream_deadlines``).
     request_timeout_s: float = 60.0
     connect_timeout_s: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -51,10 +62,13 @@ class GatewayConfig:
     # A streamed upstream call must send its first chunk within stream_first_token_timeout_s of
     # the request (headers included), then never fall silent for more than
     # stream_idle_timeout_s, and end within stream_timeout_s in all (so an upstream that drips
-    # one byte at a time cannot hold a stream forever). None: request_timeout_s.
+    # one byte at a time cannot hold a stream forever). The defaults (None) give a stream the
+    # deadlines of a non-streamed answer (issue 17): request_timeout_s to the first chunk and
+    # for the whole, so an answer that takes too long fails the same way either way; and
+    # between two reads the smaller of request_timeout_s and DEFAULT_STREAM_IDLE_TIMEOUT_S.
     stream_first_token_timeout_s: float | None = None
     stream_idle_timeout_s: float | None = None
-    stream_timeout_s: float = 1800.0
+    stream_timeout_s: float | None = None
     # Caps on what the upstream sends: one SSE line of a streamed answer (a chunk carrying one
     # token is ~300 bytes), and a whole non-streamed answer. Beyond them: 502.
     upstream_max_line_bytes: int = 1024 * 1024
@@ -125,8 +139,6 @@ class GatewayConfig:
             raise ValueError(f"tool_loop_timeout_s must be positive, got {self.tool_loop_timeout_s}")
         if not self.ws_max_connection_s > 0:
             raise ValueError(f"ws_max_connection_s must be positive, got {self.ws_max_connection_s}")
-        from reference_gateway.logs import check_format  # -- observability (issue 8)
-
         check_format(self.log_format)
 
     @property
@@ -137,14 +149,19 @@ class GatewayConfig:
         return (UpstreamSpec(DEFAULT_UPSTREAM, self.upstream_url, self.upstream_api_key, self.upstream_api_kind),)
 
     @property
+    def stream_deadlines(self) -> tuple[float, float, float]:
+        """A streamed upstream call's (first chunk, idle, whole stream) deadlines, in seconds,
+        the defaults filled in (see the fields)."""
+        first = self.stream_first_token_timeout_s or self.request_timeout_s
+        idle = self.stream_idle_timeout_s or min(self.request_timeout_s, DEFAULT_STREAM_IDLE_TIMEOUT_S)
+        return first, idle, self.stream_timeout_s or self.request_timeout_s
+
+    @property
     def store_location(self) -> str:
         """The SQLite path or PostgreSQL URL the gateway stores responses in."""
         return self.store if self.store is not None else self.db_path
 
     def _check_auth_and_store(self) -> None:
-        from reference_gateway.auth import check_keys
-        from reference_gateway.store import check_location
-
         check_keys(self.api_keys, source="api key")
         check_location(self.store_location)
         if self.orphan_after_s <= 0:

@@ -260,9 +260,18 @@ class Emitter:
         self.state = State.IN_TOOL
         return [self._event("response.output_item.added", output_index=len(self.output), item=copy.deepcopy(item))]
 
+    # A built-in item's ``.done`` phase events that carry a field's final value: once sent, the
+    # item holds that value, also when a failing response cuts it short (``_cut_tool``), so its
+    # ``output_item.done`` repeats what the ``.done`` event said (stream.item.done_content).
+    _FINAL_FIELDS = {"response.mcp_call_arguments.done": "arguments",
+                     "response.code_interpreter_call_code.done": "code"}
+
     def item_event(self, type: str, **fields) -> dict:
         """A phase event of the open built-in item (``item_id`` and ``output_index`` added)."""
         self._expect(State.IN_TOOL)
+        final = self._FINAL_FIELDS.get(type)
+        if final is not None:
+            self._open_tool[final] = fields[final]
         return self._event(type, output_index=len(self.output), item_id=self._item_id, **fields)
 
     def close_item(self, item: dict) -> list[dict]:
@@ -286,9 +295,11 @@ class Emitter:
             events += self._close(status)
         if not self._has_message and not self._calls and empty_message:
             events += self.text("")  # an answer with no text still gets its message item
-        events += self._close(status)
+        # Only the last item can be the one a cut interrupted (translate.py, item statuses).
+        events += self._close("completed" if self._calls else status)
+        last = max(self._calls, default=None)
         for index in sorted(self._calls):
-            events += self._emit_call(self._calls[index], status)
+            events += self._emit_call(self._calls[index], status if index == last else "completed")
         translate.finish(self.response, output=copy.deepcopy(self.output), finish_reason=finish_reason,
                          chat_usage=chat_usage)
         terminal = "response.completed" if self.response["status"] == "completed" else "response.incomplete"
@@ -310,7 +321,7 @@ class Emitter:
         if self.state is State.IN_TOOL:  # a built-in call cut short
             events += self._cut_tool()
         self.response["output"] = copy.deepcopy(self.output)
-        translate.fail(self.response, message)
+        translate.fail(self.response, message, code)
         self.state = State.CLOSED
         return events + [
             self._event("error", error={"type": "server_error", "code": code, "message": message, "param": None}),

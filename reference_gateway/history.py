@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from reference_gateway.store import PENDING, ResponseStore, StoredResponse
+from reference_gateway.store_contract import PENDING, ResponseStore, StoredResponse
 
 # Finished responses kept per process. A stored record is the context of a conversation; 1024
 # long conversations of ~100 KB each is ~100 MB at worst, a bound a gateway process can carry.

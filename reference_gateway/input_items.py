@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reference_gateway.compaction import unpack
 from reference_gateway.errors import invalid, unsupported
 from reference_gateway.ids import new_id
 
@@ -203,8 +204,6 @@ def _fed_back(item: dict, where: str) -> dict:
 def _compaction(item: dict, where: str) -> dict:
     """A ``compaction`` item from ``POST /v1/responses/compact`` (compaction.py), checked now so
     that a bad blob is a 400 naming its place."""
-    from reference_gateway.compaction import unpack
-
     blob = _required_string(item, "encrypted_content", where)
     unpack(blob, where)
     return {"id": _item_id(item, where, "cmp"), "type": "compaction", "encrypted_content": blob}

@@ -11,6 +11,7 @@ import uvicorn
 from reference_gateway import mock_upstream
 from reference_gateway.app import create_app
 from reference_gateway.config import GatewayConfig
+from reference_gateway.http_protocol import UVICORN_OPTIONS
 
 STARTUP_DEADLINE_S = 10.0
 SHUTDOWN_DEADLINE_S = 5.0
@@ -23,7 +24,8 @@ class RunningServer:
     window for another process to take it.
     """
 
-    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, name: str = "server",
+                 uvicorn_options: dict | None = None) -> None:
         self.app = app
         self.name = name
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
@@ -39,7 +41,8 @@ class RunningServer:
             raise RuntimeError(f"{name}: cannot bind {host}:{port}: {exc}") from None
         self.host = host
         self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
+                                **(uvicorn_options or {}))
         self._server = uvicorn.Server(config)  # signal handlers are skipped off the main thread
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"{name}:{self.port}", daemon=True
@@ -81,7 +84,8 @@ def start_mock_upstream(*, host: str = "127.0.0.1", port: int = 0) -> RunningSer
 
 
 def start_gateway(config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    return RunningServer(create_app(config), host=host, port=port, name="reference gateway")
+    return RunningServer(create_app(config), host=host, port=port, name="reference gateway",
+                         uvicorn_options=UVICORN_OPTIONS)
 
 
 class EmbeddedTarget:

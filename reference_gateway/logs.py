@@ -5,7 +5,7 @@ known ``response_id``, ``route``, ``method``, ``status``, ``duration_ms``, and `
 formatted traceback) for ``log.exception`` lines. An access line per request comes from the
 logger ``reference_gateway.access`` (observe.py); the response id of the request being served
 is added to every line logged while serving it (the gateway's ``log.exception`` lines included)
-through observe.py's context.
+through the context variable of request_context.py (set by observe.py).
 
 ``text`` (the default) configures nothing: uvicorn prints its own lines (its access log
 included) as it always did. Nothing here runs at import: ``configure`` is called by
@@ -19,6 +19,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+
+from reference_gateway.request_context import current_response_id
 
 LOG_FORMATS = ("text", "json")
 ACCESS_LOGGER = "reference_gateway.access"
@@ -90,8 +92,6 @@ def configure(log_format: str) -> None:
     check_format(log_format)
     if log_format != "json":
         return
-    from reference_gateway.observe import current_response_id
-
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, _StderrHandler):

@@ -72,6 +72,16 @@ mid-stream fault; streamed (``stream: true``) and non-streamed answers both fail
     mock-fault:oversized[:N]    streamed: after the role chunk, one chunk whose content is N bytes
                                 (``OVERSIZED_BYTES``), then the rest; non-streamed: an answer of
                                 N bytes. The default is beyond the gateway's default caps.
+    mock-fault:stall-headers[:S] no status line for S seconds (``FAULT_STALL_S``), streamed or not,
+                                then ``mock-1``'s answer; recorded in ``app.state.streams`` from
+                                the request on, so a test sees a client that left before any
+                                answer began (outcome ``"cancelled"``)
+    mock-fault:no-finish        the whole answer, but no ``finish_reason``: streamed, no finish
+                                chunk (the body still ends with ``[DONE]``); non-streamed,
+                                ``"finish_reason": null``
+    mock-fault:429[:S]          HTTP 429 ``rate_limit_exceeded`` as OpenAI sends it, with
+                                ``retry-after: S`` (``RETRY_AFTER_S``), ``retry-after-ms`` and the
+                                ``x-ratelimit-*`` headers of ``RATE_LIMIT_HEADERS``
 
 A stall ends early when the client goes away (the stream is cancelled). Refusing connections is
 not a mode: point the client at a closed port.
@@ -121,7 +131,14 @@ PACED_MODEL = "mock-paced"
 PACED_TTFT_MS = 50.0
 PACED_ITL_MS = 10.0
 FAULT_PREFIX = "mock-fault:"
-FAULT_MODES = ("stall-first", "stall-mid", "reset", "5xx", "bad-json", "truncated", "drip", "oversized")
+FAULT_MODES = ("stall-first", "stall-mid", "reset", "5xx", "bad-json", "truncated", "drip", "oversized",
+               "stall-headers", "no-finish", "429")
+RETRY_AFTER_S = 1.0
+# The rate-limit headers OpenAI's API sends (platform.openai.com/docs/guides/rate-limits), with
+# the values of an exhausted request budget.
+RATE_LIMIT_HEADERS = {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0",
+                      "x-ratelimit-reset-requests": "1s", "x-ratelimit-limit-tokens": "150000",
+                      "x-ratelimit-remaining-tokens": "149984", "x-ratelimit-reset-tokens": "6ms"}
 FAULT_TOKENS = 3
 FAULT_STALL_S = 30.0
 DRIP_INTERVAL_S = 0.01
@@ -343,6 +360,12 @@ def create_app() -> Starlette:
             return context_exceeded(window, prompt_tokens(messages))
         if faulty is not None and faulty[0] == "5xx":
             return _error(503, "The mock upstream is unavailable on purpose (mock-fault:5xx).", type="server_error")
+        if faulty is not None and faulty[0] == "429":
+            return rate_limited(RETRY_AFTER_S if faulty[1] is None else faulty[1])
+        if faulty is not None and faulty[0] == "stall-headers":
+            await held(request, model, stream=bool(body.get("stream")),
+                       seconds=FAULT_STALL_S if faulty[1] is None else faulty[1])
+            faulty = None
         if model == "mock-slow":
             await asyncio.sleep(SLOW_DELAY_S)
         paced = pace(model)
@@ -475,6 +498,8 @@ def create_app() -> Starlette:
             return
         sent = 0
         async for frame in frames:
+            if mode == "no-finish" and b'"finish_reason": null' not in frame and b'"finish_reason"' in frame:
+                continue  # the finish chunk
             if sent == 1 and mode == "oversized":
                 yield oversized(OVERSIZED_BYTES if arg is None else int(arg))
             if sent == 1 + FAULT_TOKENS:  # the role chunk, then FAULT_TOKENS tokens
@@ -491,15 +516,31 @@ def create_app() -> Starlette:
             yield frame
             sent += 1
 
-    async def stall_unless_gone(request: Request, seconds: float) -> None:
+    async def stall_unless_gone(request: Request, seconds: float) -> bool:
         """Sleep, but stop when the client disconnects (the body is read: the next ASGI message
-        is the disconnect), so a stalled non-streamed answer does not outlive its client."""
+        is the disconnect), so a stalled non-streamed answer does not outlive its client.
+        True when the client went away."""
         try:
             async with asyncio.timeout(seconds):
                 while (await request.receive())["type"] != "http.disconnect":
                     pass
         except TimeoutError:
-            pass
+            return False
+        return True
+
+    async def held(request: Request, model: str, *, stream: bool, seconds: float) -> None:
+        """``stall-headers``: nothing sent for ``seconds``, recorded as a stream (module docstring)."""
+        record = {"model": model, "stream": stream, "started": time.monotonic(), "ended": None, "outcome": None}
+        request.app.state.streams.append(record)
+        gone = await stall_unless_gone(request, seconds)
+        record["ended"], record["outcome"] = time.monotonic(), "cancelled" if gone else "finished"
+
+    def rate_limited(retry_after_s: float) -> Response:
+        message = "Rate limit reached for requests (mock-fault:429). Please try again in 1s."
+        return JSONResponse({"error": {"message": message, "type": "requests", "param": None,
+                                       "code": "rate_limit_exceeded"}}, status_code=429,
+                            headers={"retry-after": f"{retry_after_s:g}",
+                                     "retry-after-ms": f"{retry_after_s * 1000:g}", **RATE_LIMIT_HEADERS})
 
     async def reset_connection(request: Request) -> None:
         await asyncio.sleep(0.05)  # let what was written reach the client before the reset
@@ -513,6 +554,9 @@ def create_app() -> Starlette:
         if mode == "oversized":
             size = OVERSIZED_BYTES if arg is None else int(arg)
             completion["choices"][0]["message"]["content"] = "x" * size
+            return JSONResponse(completion)
+        if mode == "no-finish":
+            completion["choices"][0]["finish_reason"] = None
             return JSONResponse(completion)
         payload = json.dumps(completion).encode()
         half = len(payload) // 2
@@ -578,7 +622,7 @@ def create_app() -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import uvicorn
+    import uvicorn  # deferred: only the command line serves; the tests mount the app in-process
 
     parser = argparse.ArgumentParser(prog="python -m reference_gateway.mock_upstream")
     parser.add_argument("--host", default="127.0.0.1")

@@ -38,6 +38,7 @@ import copy
 import time
 from collections.abc import AsyncIterator
 
+from reference_gateway.compaction import expand
 from reference_gateway.errors import APIError
 from reference_gateway.observe import upstream_failed
 from reference_gateway.params import CreateRequest
@@ -48,8 +49,6 @@ TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplet
 
 def native_request(req: CreateRequest, context: list[dict], *, stream: bool) -> dict:
     """The upstream's ``/v1/responses`` body: the conversation as input, nothing stored there."""
-    from reference_gateway.compaction import expand
-
     body: dict = {"model": req.model, "input": copy.deepcopy(expand(context)), "stream": stream, "store": False}
     if req.instructions is not None:
         body["instructions"] = req.instructions
@@ -99,7 +98,7 @@ def finish(response: dict, upstream_final: dict, output: list[dict] | None = Non
     stray = next(filter(None, (stray_call(response, i) for i in upstream_final.get("output") or [])), None)
     if output is None and stray is not None:
         response.update(output=[], status="failed", usage=upstream_final.get("usage"), incomplete_details=None,
-                        error={"code": "server_error", "message": disallowed_message(stray)}, completed_at=None)
+                        error={"code": "tool_not_allowed", "message": disallowed_message(stray)}, completed_at=None)
         return response
     response["output"] = copy.deepcopy(output if output is not None else upstream_final.get("output") or [])
     response["status"] = status
@@ -122,7 +121,7 @@ class Relay:
 
     @property
     def running(self) -> bool:
-        """Started and not yet terminal (app.py's ``ended`` asks, as it asks an Emitter)."""
+        """Started and not yet terminal (gateway.py's ``ended`` asks, as it asks an Emitter)."""
         return self.sequence > 0 and not self.finished
 
     def _event(self, event: dict) -> dict:
@@ -164,7 +163,7 @@ class Relay:
             self.done[index] = item
             events.append(self._event({"type": "response.output_item.done", "output_index": index, "item": item}))
         self.response.update(output=[self.done[i] for i in sorted(self.done)], status="failed",
-                             error={"code": "server_error", "message": message}, completed_at=None)
+                             error={"code": code, "message": message}, completed_at=None)
         self.finished = True
         return events + [
             self._event({"type": "error", "error": {"type": "server_error", "code": code, "message": message,

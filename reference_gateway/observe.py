@@ -11,10 +11,10 @@ authentication (a 401 is counted too) and sees every request from its arrival to
 - at the end: the request counter by route template, the create duration, the access log line
   and the request's span.
 
-What only the app knows reaches it through ``CURRENT``, a context variable holding the
-``RequestInfo`` of the request being served (tasks started while serving it, the stream's body
-and a background response included, inherit it): ``note_create`` (app.py, once the response id
-exists), ``upstream_failed`` (upstream.py, where its errors are built) and ``tool_call``
+What only the app knows reaches it through ``CURRENT`` (request_context.py), a context variable
+holding the ``RequestInfo`` of the request being served (tasks started while serving it, the
+stream's body and a background response included, inherit it): ``note_create`` (gateway.py,
+once the response id exists), ``upstream_failed`` (upstream.py, where its errors are built) and ``tool_call``
 (builtin/loop.py, around each hosted call). Outside a request, or with nothing observed, each
 of them is one context-variable read and an ``if``.
 
@@ -32,7 +32,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
-from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
@@ -43,6 +42,7 @@ from starlette.routing import Match, Route
 
 from reference_gateway import logs
 from reference_gateway.metrics import GatewayMetrics
+from reference_gateway.request_context import CURRENT, RequestInfo
 from reference_gateway.tracing import open_tracing
 
 CREATE_ROUTE = "/v1/responses"
@@ -55,27 +55,6 @@ FIRST_DELTA = re.compile(rb"event: response\.(?:output_text|refusal|reasoning_te
 # The status counted for a request whose client went away before any response started
 # (nginx's 499 "client closed request"); an error with nothing sent is a 500.
 CLIENT_GONE = 499
-
-
-class RequestInfo:
-    """What the app told about the request being served."""
-
-    __slots__ = ("telemetry", "response", "response_id", "model", "stream")
-
-    def __init__(self, telemetry: Telemetry) -> None:
-        self.telemetry = telemetry
-        self.response: dict | None = None  # the Response object, final once the request ends
-        self.response_id: str | None = None
-        self.model: str | None = None
-        self.stream = False
-
-
-CURRENT: ContextVar[RequestInfo | None] = ContextVar("reference_gateway_request", default=None)
-
-
-def current_response_id() -> str | None:
-    info = CURRENT.get()
-    return None if info is None else info.response_id
 
 
 def note_create(req: Any, response: dict) -> None:

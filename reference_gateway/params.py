@@ -1,4 +1,5 @@
-"""Validation of ``POST /v1/responses`` bodies into a ``CreateRequest``.
+"""Validation of ``POST /v1/responses`` bodies into a ``CreateRequest``, and of
+``POST /v1/responses/compact`` bodies (``parse_compact``; the item it makes is compaction.py's).
 
 Every refusal is a 400 ``invalid_request_error`` whose ``param`` names the offending field, with
 the ``code`` values OpenAI's service uses (``unknown_parameter``, ``invalid_type``,
@@ -13,12 +14,14 @@ naming its path; a tool's ``parameters`` and ``text.format.schema`` must be vali
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema_rs
+from openai.types.responses.response_compact_params import ResponseCompactParams
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
 
 from reference_gateway.errors import APIError, invalid, unsupported
@@ -42,6 +45,12 @@ UNSUPPORTED_PARAMS = frozenset(
         "prompt_cache_retention",
     }
 )
+
+# The compact endpoint's names, from the pinned SDK's params; accepted only when absent or null
+# are those the gateway has nothing behind.
+KNOWN_COMPACT_PARAMS = frozenset(ResponseCompactParams.__annotations__)
+UNSUPPORTED_COMPACT_PARAMS = frozenset(KNOWN_COMPACT_PARAMS - {"model", "input", "instructions",
+                                                               "previous_response_id", "prompt_cache_key"})
 
 # Nesting allowed in a request body. serde_json's default recursion limit; a request nests a few
 # levels (a tool's parameters schema perhaps ten), and orjson, which writes the streamed events
@@ -284,6 +293,23 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
+def parse_json_text(text: str) -> object:
+    """JSON text (already decoded: an HTTP body, a WebSocket text frame) as a value, or 400
+    ``invalid_json``: for text that is not JSON, for NaN/Infinity, and for nesting too deep for
+    the parser (a RecursionError, never a 500)."""
+
+    def no_constant(name: str) -> None:  # NaN and Infinity are not JSON (RFC 8259, section 6)
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise APIError(400, "The request body is not valid JSON: it nests too deeply to parse.",
+                       code="invalid_json") from None
+    except ValueError as exc:
+        raise APIError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
 def check_json_values(body: Any) -> None:
     """Refuse, naming its path, a value that parsed but cannot be passed on: nesting deeper than
     ``MAX_JSON_DEPTH``, a string or key with a lone surrogate (``"\\ud800"`` is valid JSON
@@ -447,3 +473,23 @@ def parse_create(body: Any) -> CreateRequest:
         prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"),
         include=tuple(dict.fromkeys(body.get("include") or ())),
     )
+
+
+def parse_compact(body: object) -> tuple[dict, list[dict]]:
+    """A ``POST /v1/responses/compact`` body, checked, and its input items (none without
+    ``input``). ``model`` is required, as the SDK's params say."""
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
+    for name in body:
+        if name not in KNOWN_COMPACT_PARAMS:
+            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        if name in UNSUPPORTED_COMPACT_PARAMS and body[name] is not None:
+            raise unsupported(name)
+    if body.get("model") is None:
+        raise invalid("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(body["model"], str) or not body["model"].strip():
+        raise type_error("model", "a non-empty string", body["model"])
+    for name in ("instructions", "previous_response_id", "prompt_cache_key"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise type_error(name, "a string", body[name])
+    return body, (parse_input(body["input"]) if body.get("input") is not None else [])

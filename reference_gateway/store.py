@@ -1,168 +1,16 @@
-"""Stored responses: the interface both backends share, and ``open_store(location)``.
+"""Opening the store: ``open_store(location)``, and ``check_location`` for the config.
 
 ``location`` is a SQLite file path (``:memory:`` for none; store_sqlite.py, the default) or a
 ``postgresql://`` / ``postgres://`` URL (store_postgres.py, for gateways on several machines).
-
-A row holds the Response object exactly as it was sent (``body``, JSON text, so GET answers the
-same bytes' worth of keys in the same order), the normalized input items of its request
-(``input_items``, what ``GET /v1/responses/{id}/input_items`` lists) and its conversation
-(``context``: the previous response's context + its output + this input, as items), so that
-``previous_response_id`` rebuilds a chain from one row, even when an earlier response of the
-chain has been deleted since.
-
-Owners. Every row belongs to an ``owner``: the tenant of the API key that created it (auth.py: a
-hash of the key, never the key) or ``ANONYMOUS_OWNER`` when the gateway has no keys. Every read,
-delete and update takes the owner and matches ``id`` *and* ``owner``: another tenant's response
-is exactly as absent as an unknown id. Rows from before owners existed are migrated to the
-anonymous owner (``ADD COLUMN ... DEFAULT``), so an upgraded open gateway still sees them and a
-gateway that starts requiring keys does not hand them to any key.
-
-Durability. A write returns only once its transaction is committed, and the gateway answers
-the client only after the write returns (app.py), so "acknowledged" means "committed". What
-committed means per backend is in store_sqlite.py (``synchronous=FULL``: survives kill -9 and
-power loss) and store_postgres.py (the server's ``synchronous_commit``, on by default).
-
-Orphans. A background response is ``queued``/``in_progress`` while a gateway process works on
-it; if that process dies (kill -9, a crashed machine) nobody would ever finish it. So each store
-is one *instance* (``instance_id``) that holds a lease in ``gateway_instances``, renewed by
-``heartbeat(lease_s)``; every row records the instance that wrote it; ``orphans()`` lists the
-pending rows whose instance holds no unexpired lease (or none at all: rows from before this
-scheme), and ``settle_orphan`` replaces one, re-checking both conditions in the same statement.
-Lease times come from the database's clock (one clock for every machine sharing a Postgres
-server), and each instance declares its own lease length, so processes with different settings
-can share a store. background.py runs the heartbeat and turns orphans into ``failed``.
+What a store holds and promises (rows, owners, durability, orphans) is in store_contract.py.
 """
 
 from __future__ import annotations
 
-import abc
-import json
-import threading
-from dataclasses import dataclass
+from reference_gateway.store_contract import ResponseStore
+from reference_gateway.store_sqlite import SQLiteStore
 
-from reference_gateway.ids import new_id
-
-PENDING = ("queued", "in_progress")
-# The owner of every response when the gateway asks for no API key, and of rows stored before
-# owners existed. Tenants of keys are "sha256:<hex>" (auth.py), so they never collide with it.
-ANONYMOUS_OWNER = "anonymous"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-_PENDING_SQL = "status IN ('queued', 'in_progress')"
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened (one line: what and why); the gateway does not start."""
-
-
-def _dump(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    body: dict
-    input_items: list[dict]
-    context: list[dict]
-
-
-class ResponseStore(abc.ABC):
-    """One set of SQL for both backends, written with ``?`` placeholders and ``{now}`` (the
-    database clock in Unix seconds); a backend supplies the connection, the dialect and the
-    schema. All calls are synchronous, one short statement (one transaction) each, serialised by
-    a lock per store: the gateway calls them from its event loop."""
-
-    # SQL expression for the database's current time in Unix seconds (a float).
-    NOW_SQL: str
-
-    def __init__(self) -> None:
-        self.instance_id = new_id("gw")
-        self._lock = threading.Lock()
-
-    # -- the backend ------------------------------------------------------------------------
-    @abc.abstractmethod
-    def _query(self, sql: str, args: tuple) -> list[tuple]:
-        """Rows of one read statement."""
-
-    @abc.abstractmethod
-    def _write(self, sql: str, args: tuple) -> int:
-        """Run one write statement in its own committed transaction; the affected row count."""
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("{now}", self.NOW_SQL)
-
-    # -- responses --------------------------------------------------------------------------
-    def put(self, response: dict, *, owner: str, input_items: list[dict], context: list[dict]) -> None:
-        """Insert a new response (ids are random: an existing id is a bug, and raises)."""
-        self._write(
-            "INSERT INTO stored_responses (id, status, body, input_items, context, owner, instance)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (response["id"], response["status"], _dump(response), _dump(input_items), _dump(context),
-             owner, self.instance_id),
-        )
-
-    def update_pending(self, response: dict, *, owner: str) -> bool:
-        """Replace the body only while the stored response is still queued or in progress."""
-        return self._write(
-            f"UPDATE stored_responses SET status = ?, body = ? WHERE id = ? AND owner = ? AND {_PENDING_SQL}",
-            (response["status"], _dump(response), response["id"], owner),
-        ) > 0
-
-    def get(self, response_id: str, owner: str) -> dict | None:
-        rows = self._query("SELECT body FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner))
-        return json.loads(rows[0][0]) if rows else None
-
-    def record(self, response_id: str, owner: str) -> StoredResponse | None:
-        rows = self._query(
-            "SELECT body, input_items, context FROM stored_responses WHERE id = ? AND owner = ?",
-            (response_id, owner),
-        )
-        return StoredResponse(*(json.loads(column) for column in rows[0])) if rows else None
-
-    def exists(self, response_id: str, owner: str) -> bool:
-        """One indexed row lookup, no JSON: the history cache's check that a cached response
-        was not deleted meanwhile (by this process or another sharing the store)."""
-        return bool(self._query("SELECT 1 FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)))
-
-    def delete(self, response_id: str, owner: str) -> bool:
-        return self._write("DELETE FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)) > 0
-
-    # -- instances and orphans ----------------------------------------------------------------
-    def heartbeat(self, lease_s: float) -> None:
-        """Hold (or renew) this instance's lease for ``lease_s`` seconds from now."""
-        self._write(
-            self._sql("INSERT INTO gateway_instances (id, lease_expires_at) VALUES (?, {now} + ?)"
-                      " ON CONFLICT (id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at"),
-            (self.instance_id, float(lease_s)),
-        )
-
-    _ORPHANED = (
-        f"{_PENDING_SQL} AND (instance IS NULL OR instance NOT IN"
-        " (SELECT id FROM gateway_instances WHERE lease_expires_at > {now}))"
-    )
-
-    def orphans(self) -> list[tuple[dict, str]]:
-        """(body, owner) of every pending response whose instance holds no live lease."""
-        rows = self._query(self._sql(f"SELECT body, owner FROM stored_responses WHERE {self._ORPHANED}"), ())
-        return [(json.loads(body), owner) for body, owner in rows]
-
-    def settle_orphan(self, response: dict) -> bool:
-        """Store ``response`` over an orphan, if it is still pending and still an orphan."""
-        return self._write(
-            self._sql(f"UPDATE stored_responses SET status = ?, body = ? WHERE id = ? AND {self._ORPHANED}"),
-            (response["status"], _dump(response), response["id"]),
-        ) > 0
-
-    def release(self) -> None:
-        """Give up this instance's lease (a clean shutdown, after settling its own work)."""
-        self._write("DELETE FROM gateway_instances WHERE id = ?", (self.instance_id,))
-
-    def forget_expired(self) -> None:
-        """Drop expired leases: an instance with no row is as dead as one with an old row."""
-        self._write(self._sql("DELETE FROM gateway_instances WHERE lease_expires_at < {now}"), ())
 
 
 def check_location(location: str) -> None:
@@ -178,9 +26,8 @@ def open_store(location: str) -> ResponseStore:
     """A SQLite path (or ``:memory:``) or a ``postgresql://`` URL -> its store, schema ready."""
     check_location(location)
     if location.startswith(POSTGRES_SCHEMES):
+        # Deferred: psycopg is an optional dependency, needed only for a postgresql:// store.
         from reference_gateway.store_postgres import PostgresStore
 
         return PostgresStore(location)
-    from reference_gateway.store_sqlite import SQLiteStore
-
     return SQLiteStore(location)

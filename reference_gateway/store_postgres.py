@@ -28,7 +28,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from reference_gateway.store import ANONYMOUS_OWNER, ResponseStore, StoreError
+from reference_gateway.store_contract import ANONYMOUS_OWNER, ResponseStore, StoreError
 
 CONNECT_TIMEOUT_S = 10
 # pg_advisory_xact_lock key for schema setup: any constant unique to this application.
@@ -93,6 +93,12 @@ class PostgresStore(ResponseStore):
     def _write(self, sql: str, args: tuple) -> int:
         with self._lock:
             return self._live().execute(sql.replace("?", "%s"), args).rowcount
+
+    def _write_many(self, statements: list[tuple[str, tuple]]) -> list[int]:
+        with self._lock:
+            conn = self._live()
+            with conn.transaction():
+                return [conn.execute(sql.replace("?", "%s"), args).rowcount for sql, args in statements]
 
     def close(self) -> None:
         with self._lock:

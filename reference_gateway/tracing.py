@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import httpx
@@ -58,6 +59,7 @@ def requested(env: dict[str, str] | os._Environ = os.environ) -> bool:
 def _exporters(env) -> list:
     names = [n.strip() for n in (env.get(EXPORTER_ENV) or "otlp").lower().split(",") if n.strip()]
     exporters = []
+    # Deferred (optional): each exporter's package loads only when tracing is on and names it.
     for name in names:
         if name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -82,6 +84,7 @@ def provider_from_environment(env=os.environ):
     if not requested(env):
         return None
     try:
+        # Deferred (optional): OpenTelemetry loads only when tracing is on; absent, an ImportError.
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -115,8 +118,7 @@ class Tracing:
     """The spans of one gateway."""
 
     def __init__(self, provider: Any, *, owned: bool) -> None:
-        from importlib.metadata import PackageNotFoundError, version
-
+        # Deferred (optional): OpenTelemetry loads only when tracing is on.
         from opentelemetry import context, propagate, trace
 
         try:

@@ -3,8 +3,11 @@
 The streamed and the non-streamed paths build their Response objects with the same functions
 here, so the two are equivalent by construction. Output items come in one order on both paths:
 reasoning, then the assistant message, then function calls (in the upstream's tool-call index
-order). Reasoning items are always ``completed``; the message and the function calls carry the
-response's final item status (``incomplete`` when the token budget ran out).
+order). Reasoning items are always ``completed``. When the token budget ran out (``length``,
+``content_filter``) only the item the cut interrupted is ``incomplete``: the last one of the
+output; the items before it were finished before the upstream moved on (a message followed by
+calls, every call but the last), so they are ``completed`` (the checker's
+``spec.item.incomplete_last``, SHOULD).
 
 URLs in input: the gateway never fetches a URL a client sends. Content parts that carry one
 (``input_image`` with ``image_url``, ``input_file`` with ``file_url``) - like every non-text
@@ -20,6 +23,8 @@ from __future__ import annotations
 import json
 import time
 
+from reference_gateway.builtin.hosted import CODE_FUNCTION, SEARCH_FUNCTION, mcp_function_name
+from reference_gateway.compaction import expand
 from reference_gateway.errors import invalid
 from reference_gateway.ids import new_id
 from reference_gateway.params import CreateRequest
@@ -51,8 +56,6 @@ def chat_messages(instructions: str | None, context: list[dict]) -> list[dict]:
     assistant message with ``tool_calls``. A ``function_call_output`` must answer a function call
     earlier in the conversation.
     """
-    from reference_gateway.compaction import expand
-
     messages: list[dict] = []
     if instructions is not None:
         messages.append({"role": "system", "content": instructions})
@@ -100,8 +103,6 @@ HOSTED_CALL_ITEMS = ("mcp_call", "code_interpreter_call", "web_search_call")
 
 def _hosted_call(item: dict) -> tuple[str, str, str]:
     """``(function name, arguments, result text)`` of a built-in call item."""
-    from reference_gateway.builtin.hosted import CODE_FUNCTION, SEARCH_FUNCTION, mcp_function_name
-
     if item["type"] == "mcp_call":
         error = item.get("error")
         if error:
@@ -266,11 +267,15 @@ def finish(response: dict, *, output: list[dict], finish_reason: str | None, cha
     return response
 
 
-def fail(response: dict, message: str) -> dict:
-    """``error.code`` is an enum in the SDK (``ResponseError``); ``server_error`` is the one that
-    fits every gateway-side failure, and the message says what happened."""
+def fail(response: dict, message: str, code: str = "server_error") -> dict:
+    """The failed response's ``error``: the same ``code`` as the stream's ``error`` event (and
+    as the envelope a non-streamed client gets), as OpenAI's service sends them (a recorded
+    quota failure: ``insufficient_quota`` in both, shared/fixtures/openai-recorded/
+    openai-error.1). The SDK's ``ResponseError.code`` enum does not hold every code OpenAI
+    itself sends, so it is not the rule here. ``server_error`` for a failure with no code of
+    its own (a gateway bug, a client gone, the orphan sweep)."""
     response["status"] = "failed"
-    response["error"] = {"code": "server_error", "message": message}
+    response["error"] = {"code": code, "message": message}
     return response
 
 
@@ -295,20 +300,21 @@ def from_chat_completion(req: CreateRequest, response: dict, completion: dict) -
     calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
     disallowed = req.tools.disallowed_calls([(c.get("function") or {}).get("name") or "" for c in calls])
     if disallowed:
-        return fail(response, disallowed_message(disallowed))
+        return fail(response, disallowed_message(disallowed), "tool_not_allowed")
     output = []
     thought = reasoning_text(message)
     if thought:
         output.append(reasoning_item(new_id("rs"), status="completed", content=[reasoning_part(thought)]))
     text = message.get("content") or ""
     if text or not calls:
-        output.append(message_item(new_id("msg"), status=final, content=[text_part(text)]))
-    for call in calls:
+        output.append(message_item(new_id("msg"), status="completed" if calls else final,
+                                   content=[text_part(text)]))
+    for n, call in enumerate(calls):
         function = call.get("function") or {}
         arguments = function.get("arguments")
         if not isinstance(arguments, str):  # a few servers send an object here
             arguments = json.dumps(arguments if arguments is not None else {}, separators=(",", ":"))
         output.append(function_call_item(
             new_id("fc"), call_id=call.get("id") or new_id("call"), name=function.get("name") or "",
-            arguments=arguments, status=final))
+            arguments=arguments, status=final if n == len(calls) - 1 else "completed"))
     return finish(response, output=output, finish_reason=finish_reason, chat_usage=completion.get("usage"))

@@ -1,14 +1,26 @@
 """The chat-completions upstream, reached with one reused ``httpx.AsyncClient``.
 
 Failures become ``APIError``: a 4xx from the upstream keeps its status and OpenAI envelope (it
-is the client's mistake, e.g. an unknown model); anything else is 502 ``upstream_error`` (a 5xx,
-a refused or reset connection, a body that is not JSON, a line or body over its cap, a stream
-that ends before its ``finish_reason``), and a missed deadline is 504 ``upstream_timeout``.
+is the client's mistake, e.g. an unknown model, or its rate limit, a 429), with the headers that
+say when to try again (``backoff_headers``: ``retry-after``, ``retry-after-ms``,
+``x-ratelimit-*``), so a client backs off as it would against OpenAI; anything else is 502
+``upstream_error`` (a 5xx, a refused or reset connection, a body that is not JSON, a line or
+body over its cap, an answer that ends before its ``finish_reason``), and a missed deadline is
+504 ``upstream_timeout``.
+
+One rule for an answer with no ``finish_reason``, streamed or not: it is truncated, an upstream
+fault, never a completed response. A chat server always ends a choice with one (``stop``,
+``length``, ``tool_calls``, ...); a body or stream that ends without it (a stream's body closed
+or ``[DONE]`` before the finish chunk; a non-streamed choice whose ``finish_reason`` is null or
+missing) lost its end, and the gateway cannot tell how much. Non-streamed: 502
+``upstream_error`` (``complete``); streamed: ``error`` then ``response.failed`` with
+``upstream_error`` (gateway.py, builtin/loop.py). Treating it as ``stop`` would report a cut
+answer as a whole one.
 
 Where a streamed failure shows: before the upstream's stream opens (a refused connection, a 5xx,
 no headers within the first-token deadline) nothing has been sent to the client, so
 ``open_stream`` raises and the client gets the envelope (502/504) instead of a stream; after,
-app.py ends the stream with ``error`` then ``response.failed``.
+the gateway (gateway.py) ends the stream with ``error`` then ``response.failed``.
 
 Deadlines (config.py names them):
 
@@ -17,8 +29,11 @@ Deadlines (config.py names them):
   body (the response headers are awaited under it too), then ``stream_idle_timeout_s`` of
   silence at most between two reads, and ``stream_timeout_s`` for the whole stream. A server
   that drips one byte at a time never trips the idle deadline; the whole-stream one ends it.
+  By default a stream has the non-streamed deadline to its first chunk and in all, and 30 s
+  between reads (``GatewayConfig.stream_deadlines``): one upstream fault, one verdict, at the
+  same time, streamed or not.
 
-The stream's deadlines cost one timer per stream, not one per chunk (the stream loop of app.py
+The stream's deadlines cost one timer per stream, not one per chunk (the stream loop of gateway.py
 is benchmarked): ``_Watchdog`` arms a ``loop.call_at`` for the nearest deadline, and each read
 only stores the time it ended. When the timer fires it re-arms for the new nearest deadline, or,
 if that has passed, cancels the streaming task, but only while the task awaits the upstream:
@@ -109,6 +124,13 @@ async def _read(response: httpx.Response, cap: int) -> bytes:
     return b"".join(parts)
 
 
+def backoff_headers(headers: httpx.Headers) -> dict[str, str]:
+    """What tells a client when to try again: ``retry-after`` (RFC 9110, 10.2.3), the
+    ``retry-after-ms`` the openai SDKs read before it, and OpenAI's ``x-ratelimit-*``."""
+    return {name: value for name, value in headers.items()
+            if name in ("retry-after", "retry-after-ms") or name.startswith("x-ratelimit-")}
+
+
 async def _raise_for_status(response: httpx.Response, cap: int) -> None:
     if response.is_success:
         return
@@ -130,6 +152,7 @@ async def _raise_for_status(response: httpx.Response, cap: int) -> None:
             type=str(error.get("type") or "invalid_request_error"),
             param=error.get("param") if isinstance(error.get("param"), str) else None,
             code=error.get("code") if isinstance(error.get("code"), str) else None,
+            headers=backoff_headers(response.headers),
         )
     kind = "status_5xx" if response.status_code >= 500 else "protocol"
     raise _bad_gateway(f"status {response.status_code}: {message}", kind)
@@ -269,9 +292,7 @@ class Upstream:
     def __init__(self, config: GatewayConfig) -> None:
         headers = {"Authorization": f"Bearer {config.upstream_api_key}"} if config.upstream_api_key else {}
         self._deadline = config.request_timeout_s
-        self._first_token_s = config.stream_first_token_timeout_s or config.request_timeout_s
-        self._idle_s = config.stream_idle_timeout_s or config.request_timeout_s
-        self._stream_s = config.stream_timeout_s
+        self._first_token_s, self._idle_s, self._stream_s = config.stream_deadlines
         self._max_line = config.upstream_max_line_bytes
         self._max_body = config.upstream_max_body_bytes
         # httpx's own read timeout on a stream is only a backstop behind the watchdog (it never
@@ -333,6 +354,9 @@ class Upstream:
                                         truncation)
         if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             raise _bad_gateway("the answer is not a chat completion")
+        choice = completion["choices"][0] if completion["choices"] else None
+        if not isinstance(choice, dict) or not choice.get("finish_reason"):
+            raise _bad_gateway("the answer ended before its finish_reason.")
         return completion
 
     async def respond(self, body: dict) -> dict:

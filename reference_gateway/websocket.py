@@ -21,7 +21,7 @@ the pinned SDK's ``responses_client_event.py`` / ``responses_server_event.py``; 
    sequence_number, no response created; the socket stays open. ``code`` is never null (Open
    Responses requires a string): an ``APIError`` without one sends its ``type``. A gateway bug
    before the response exists is 500 ``server_error``, as HTTP's ``on_unexpected``.
-5. Otherwise exactly the events of HTTP streaming (``app.open_events``, the same generator), one
+5. Otherwise exactly the events of HTTP streaming (``Gateway.open_events``, the same generator), one
    JSON object per text frame, never ``[DONE]``, sequence_number from 0 per response; a failure
    after ``response.created`` is ``error`` then ``response.failed``. The turn ends at the
    terminal event or at a rule-4 error event.
@@ -30,7 +30,7 @@ the pinned SDK's ``responses_client_event.py`` / ``responses_server_event.py``; 
 7. Connection-local cache: each response that ends (any terminal status, stored or not) is kept
    on the connection with its whole context (input after previous_response_id expansion) and
    its output; only the most recent one.
-8. previous_response_id resolves first in that cache, then in the store (``app.conversation``,
+8. previous_response_id resolves first in that cache, then in the store (``Gateway.conversation``,
    same tenant rules): a store:false response continues on its own socket only.
 9. A turn that fails (rule-4 error, or a response ending ``failed``) and named
    previous_response_id X evicts X from the cache (a failed response replaces it anyway, by 7).
@@ -54,11 +54,12 @@ from collections.abc import Awaitable, Callable
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from reference_gateway.app import FINAL_EVENTS, Turn, parse_json_text
 from reference_gateway.auth import Keyring
 from reference_gateway.errors import APIError
+from reference_gateway.gateway import FINAL_EVENTS, Gateway
 from reference_gateway.observe import Telemetry
-from reference_gateway.store import StoredResponse
+from reference_gateway.params import parse_json_text
+from reference_gateway.store_contract import StoredResponse
 
 log = logging.getLogger("reference_gateway")
 
@@ -115,13 +116,11 @@ def create_body(event: dict) -> dict:
 class ResponsesSocket:
     """One WebSocket connection: its tenant, its queue of frames, its one-response cache."""
 
-    def __init__(self, websocket: WebSocket, *, keyring: Keyring, prepare: Callable[..., Turn],
-                 open_events: Callable[[Turn], Awaitable[tuple]], telemetry: Telemetry, max_connection_s: float,
-                 max_frame_bytes: int) -> None:
+    def __init__(self, websocket: WebSocket, *, gateway: Gateway, keyring: Keyring, telemetry: Telemetry,
+                 max_connection_s: float, max_frame_bytes: int) -> None:
         self.websocket = websocket
+        self.gateway = gateway
         self.keyring = keyring
-        self.prepare = prepare
-        self.open_events = open_events
         self.telemetry = telemetry
         self.max_connection_s = max_connection_s
         self.max_frame_bytes = max_frame_bytes
@@ -203,8 +202,8 @@ class ResponsesSocket:
         event: dict | None = None
         try:
             event = frame_object(message, max_bytes=self.max_frame_bytes)
-            turn = self.prepare(create_body(event), self.owner, cached=self.cached, stream=True)
-            events, close = await self.open_events(turn)
+            turn = self.gateway.prepare(create_body(event), self.owner, cached=self.cached, stream=True)
+            events, close = await self.gateway.open_events(turn)
         except Exception as exc:
             if not isinstance(exc, APIError):
                 log.exception("websocket turn failed before its response started")

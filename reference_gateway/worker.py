@@ -63,7 +63,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from reference_gateway import logs
+from reference_gateway.app import create_app
 from reference_gateway.config import GatewayConfig
+from reference_gateway.sandbox.contract import SandboxError
+from reference_gateway.store import open_store
+from reference_gateway.store_contract import StoreError
 
 # The environment variable that tells a worker where the parent left its config.
 CONFIG_ENV = "REFERENCE_GATEWAY_WORKER_CONFIG"
@@ -174,11 +179,7 @@ def create_worker_app():
 
     A worker that cannot start exits with uvicorn's STARTUP_FAILURE code, which makes the
     supervisor stop (any other exit code would make it start the worker again, in a loop)."""
-    from uvicorn.config import STARTUP_FAILURE
-
-    from reference_gateway.app import create_app
-    from reference_gateway.sandbox import SandboxError
-    from reference_gateway.store import StoreError
+    from uvicorn.config import STARTUP_FAILURE  # deferred: uvicorn is imported only where a server starts
 
     try:
         path = os.environ.get(CONFIG_ENV)
@@ -189,8 +190,6 @@ def create_worker_app():
         _die_with_parent(payload["parent_pid"])
         log_format = getattr(payload["config"], "log_format", None)
         if log_format:  # a spawned process starts with no logging set up: as the parent's
-            from reference_gateway import logs
-
             logs.configure(log_format)
         app = create_app(payload["config"])
     except (WorkersError, StoreError, SandboxError, OSError) as exc:
@@ -219,7 +218,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _supervisor_class():
-    from uvicorn.supervisors.multiprocess import Multiprocess
+    from uvicorn.supervisors.multiprocess import Multiprocess  # deferred, as in serve_workers
 
     class Supervisor(Multiprocess):
         """uvicorn's supervisor, with a bounded stop: SIGKILL for a worker past the deadline."""
@@ -244,10 +243,8 @@ def serve_workers(config: GatewayConfig, *, host: str, port: int, workers: int, 
 
     Raises ``WorkersError`` (one line) when the store cannot be shared or opened, the port
     cannot be bound, or a worker fails to start."""
-    import uvicorn
+    import uvicorn  # deferred: uvicorn is imported only where a server starts
     from uvicorn.config import STARTUP_FAILURE
-
-    from reference_gateway.store import StoreError, open_store
 
     say = notify or (lambda line: print(line, file=sys.stderr))
     reason = refusal(workers, config.store_location)
@@ -257,13 +254,15 @@ def serve_workers(config: GatewayConfig, *, host: str, port: int, workers: int, 
         open_store(config.store_location).close()
     except StoreError as exc:
         raise WorkersError(str(exc)) from None
-    from uvicorn.supervisors.multiprocess import SIGNALS
+    from uvicorn.supervisors.multiprocess import SIGNALS  # deferred, as above
+
+    from reference_gateway.http_protocol import UVICORN_OPTIONS  # imports uvicorn: deferred too
 
     sock = bind(host, port)
     uv_config = uvicorn.Config(
         "reference_gateway.worker:create_worker_app", factory=True, workers=workers, log_level=log_level,
         lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **(uvicorn_options or {}))
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **UVICORN_OPTIONS, **(uvicorn_options or {}))
     saved_env = {name: os.environ.get(name) for name in (CONFIG_ENV, PROMETHEUS_ENV)}
     saved_signals = {sig: signal.getsignal(sig) for sig in SIGNALS}
     private = None

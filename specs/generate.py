@@ -31,7 +31,7 @@ What is generated, per source, in one bundle (``bundle.json``) so that the share
 
 In the Open Responses types a field that is required but nullable (``completed_at: int | None``
 with no default) is in ``required`` and allows ``null``; the openai SDK gives the same fields a
-default, so they may be absent there. harness/schemas.py reports "absent" and "null" apart.
+default, so they may be absent there. harness/core/schemas.py reports "absent" and "null" apart.
 
 The output is deterministic (sorted keys, fixed indentation); regenerating with the same pins
 changes nothing. Never edit the output by hand: where the wire differs from the types, the

@@ -1,30 +1,11 @@
-"""Reports of a run, all rendered from one ``summary`` dict (DESIGN.md, "Output contract").
+"""Reports of a run and comparisons of runs, rendered from ``summary.json`` data.
 
-``write_reports`` writes ``summary.json``, ``junit.xml``, ``report.md`` and ``report.html`` into
-the report folder, each atomically; ``transcripts/`` belongs to the runner and is left alone.
-``console_table`` is the text printed at the end of a run.
+The files of one run (``outputs``: summary.json, junit.xml, report.md, report.html; each
+renderer in its own module), the console table (``console``), the comparison of several runs
+(``comparison`` is the model, ``compare_html`` and ``compare_md`` render it, ``compare`` writes
+it), and baselines of known failures that gate a summary (``baseline``).
+
+May import: ``harness.core`` (findings' statuses and levels) and ``harness.__version__``. A
+report reads summaries, never a server: never ``harness.run``, ``harness.targets`` or
+``harness.faces``.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-from harness.report import html, junit, markdown, summary_json
-from harness.report.console import console_table
-
-__all__ = ["console_table", "write_reports"]
-
-
-def write_reports(summary: dict[str, Any], report_dir: Path) -> dict[str, Path]:
-    """Write every report file of ``summary`` into ``report_dir``; return their paths by kind."""
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    rendered = {
-        "summary": ("summary.json", summary_json.dumps(summary)),
-        "junit": ("junit.xml", junit.render(summary)),
-        "markdown": ("report.md", markdown.render(summary)),
-        "html": ("report.html", html.render(summary)),
-    }
-    return {kind: summary_json.write_atomic(report_dir / name, text)
-            for kind, (name, text) in rendered.items()}

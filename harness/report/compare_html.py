@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from harness import __version__
-from harness.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.core.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report.comparison import NOT_JUDGED, Cell, Comparison, Feature, Row, Run, score_text
 from harness.report.html import FILTER_JS
-from harness.report.compare import NOT_JUDGED, Cell, Comparison, Feature, Row, Run, score_text
 
 _LABEL = {PASS: "pass", FAIL: "fail", UNSUPPORTED: "unsup.", SKIP: "skip", NOT_JUDGED: NOT_JUDGED}
 _CLASS = {PASS: "pass", FAIL: "fail", UNSUPPORTED: "unsupported", SKIP: "skip", NOT_JUDGED: "none"}
@@ -142,7 +142,8 @@ def _anchor(feature: str) -> str:
 
 def _cell(cell: Cell, row: Row, label: str) -> str:
     what = row.check or "scenario"
-    tip = f"{label}: {what}: {cell.status if cell.status != NOT_JUDGED else 'not judged'}"
+    level = f" ({cell.level})" if cell.level and row.check else ""
+    tip = f"{label}: {what}{level}: {cell.status if cell.status != NOT_JUDGED else 'not judged'}"
     if cell.message:
         tip += f" — {cell.message}"
     if cell.missing:
@@ -150,7 +151,7 @@ def _cell(cell: Cell, row: Row, label: str) -> str:
     text = _e(_LABEL.get(cell.status, cell.status))
     if cell.href:
         text = f'<a href="{_e(cell.href)}">{text}</a>'
-    advisory = " advisory" if cell.status == FAIL and row.check and row.level != MUST else ""
+    advisory = " advisory" if cell.status == FAIL and row.check and cell.level != MUST else ""
     return f'<td class="c {_CLASS.get(cell.status, "none")}{advisory}" title="{_e(tip)}">{text}</td>'
 
 
@@ -163,7 +164,7 @@ def _row(row: Row, comparison: Comparison, title: str = "") -> str:
         return (f'<tr class="scn{dis}">{mark}<th scope="rowgroup"><code>{_e(row.scenario)}</code>{t}'
                 f'</th><td class="lvl"></td>{cells}</tr>')
     return (f'<tr class="chk{dis}">{mark}<th scope="row"><code>{_e(row.check)}</code></th>'
-            f'<td class="lvl {_e(row.level)}">{_e(row.level)}</td>{cells}</tr>')
+            f'<td class="lvl {_e(row.level.split("/")[0])}">{_e(row.level)}</td>{cells}</tr>')
 
 
 def _feature(feature: Feature, comparison: Comparison) -> str:
@@ -205,7 +206,8 @@ def render(comparison: Comparison) -> str:
         '<button data-f="dis" aria-pressed="false">Disagreements</button>'
         '<button data-f="bad" aria-pressed="false">Failed or refused somewhere</button>'
         '<span class="legend">pass · fail (MUST: solid, SHOULD/MAY: light) · unsup. = refused '
-        'cleanly · skip = not selected · — = not judged · ≠ = targets disagree · each cell links '
+        'cleanly · skip = not run (the reason is in its report) · — = not judged · '
+        '≠ = targets disagree · each cell links '
         "to its transcript</span></nav>",
         *(_feature(f, comparison) for f in comparison.features),
         f"<footer>respcheck {_e(__version__)} · links are relative to this page’s folder</footer>",

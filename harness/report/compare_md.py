@@ -9,8 +9,8 @@ size limit of a comment. Server-supplied text is escaped as in ``report.md``.
 from __future__ import annotations
 
 from harness import __version__
-from harness.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
-from harness.report.compare import NOT_JUDGED, Cell, Comparison, Row, score_text
+from harness.core.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report.comparison import NOT_JUDGED, Cell, Comparison, Row, score_text
 from harness.report.markdown import _code, _md  # the escaping report.md uses
 
 _TEXT = {PASS: "✓ pass", FAIL: "✗ fail", UNSUPPORTED: "⊘ unsup.", SKIP: "– skip"}
@@ -22,7 +22,7 @@ def _cell(cell: Cell, row: Row) -> str:
     text = _TEXT.get(cell.status, _md(cell.status))
     if cell.href:
         text = f"[{text}]({cell.href})"
-    return f"**{text}**" if cell.status == FAIL and (row.check is None or row.level == MUST) else text
+    return f"**{text}**" if cell.status == FAIL and (row.check is None or cell.level == MUST) else text
 
 
 def _verdict(run) -> str:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
-from harness.findings import FAIL, MAY, MUST, PASS, SHOULD, SKIP, UNSUPPORTED
-from harness.report.summary_json import by_feature, failures, scenarios, verdict, where
+from harness.core.findings import FAIL, MAY, MUST, PASS, SHOULD, SKIP, UNSUPPORTED
+from harness.report.summary_json import (
+    by_feature,
+    failures,
+    results_by_scenario,
+    scenarios,
+    status_reason,
+    verdict,
+    where,
+)
 
 _SGR = {PASS: "32", FAIL: "31", UNSUPPORTED: "33", SKIP: "2", MUST: "1;31", SHOULD: "33",
         MAY: "36", "head": "1", "ok": "1;32", "bad": "1;41;97"}
@@ -16,6 +24,27 @@ _COLUMNS = ((PASS, "pass"), (FAIL, "fail"), (UNSUPPORTED, "unsup"), (SKIP, "skip
 def _printable(text: Any) -> str:
     """One line, with no control characters: a server's message must not drive the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text).replace("\n", " "))
+
+
+# A reason shared by more scenarios than this is told with a count, not a list of ids
+# (``--only core`` skips most of the suite for one reason).
+_SKIP_IDS_LISTED = 3
+
+
+def _skip_lines(summary: dict[str, Any], paint: Callable[[str, str], str]) -> list[str]:
+    """One line per reason a scenario was skipped, naming the scenarios (or counting them)."""
+    results = results_by_scenario(summary)
+    by_reason: dict[str, list[str]] = {}
+    for s in scenarios(summary):
+        if s.get("status") == SKIP:
+            why = status_reason(s, results.get(s["id"], [])) or "no reason recorded"
+            by_reason.setdefault(why, []).append(s["id"])
+    lines = []
+    for why, ids in by_reason.items():
+        named = (", ".join(ids) if len(ids) <= _SKIP_IDS_LISTED
+                 else f"{len(ids)} scenarios")
+        lines.append(f"{paint(SKIP, 'skip')}  {_printable(named)}: {_printable(why)}")
+    return ([""] + lines) if lines else []
 
 
 def console_table(summary: dict[str, Any], *, color: bool) -> str:
@@ -29,6 +58,8 @@ def console_table(summary: dict[str, Any], *, color: bool) -> str:
     for name, counts in [*groups.items(), ("total", total)]:
         cells = [paint(st, f"{counts[st]:>5}") if counts[st] else f"{0:>5}" for st, _ in _COLUMNS]
         lines.append(f"{_printable(name):<{w}}  " + " ".join(cells))
+
+    lines += _skip_lines(summary, paint)
 
     failed = failures(summary)
     # A scenario that failed without a failed check (it crashed, timed out) still gets a line.
@@ -51,5 +82,5 @@ def console_table(summary: dict[str, Any], *, color: bool) -> str:
         lines.append(f"{paint(FAIL, 'ERROR')}       {_printable(s['id'])}  "
                      f"{_printable(s['error'])}")
     ok, line = verdict(summary)
-    lines += ["", paint("ok" if ok else "bad", line)]
+    lines += ["", paint("ok" if ok else "bad", _printable(line))]
     return "\n".join(lines)

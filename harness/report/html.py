@@ -13,9 +13,17 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
-from harness.findings import FAIL, LEVELS, MUST, PASS, SKIP, UNSUPPORTED
+from harness.core.findings import FAIL, LEVELS, MUST, PASS, SKIP, UNSUPPORTED
 from harness.report.summary_json import (
-    by_feature, results_by_scenario, scenario_totals, scenarios, verdict, where)
+    by_feature,
+    joined_levels,
+    results_by_scenario,
+    scenario_totals,
+    scenarios,
+    status_reason,
+    verdict,
+    where,
+)
 
 _STATUSES = (PASS, FAIL, UNSUPPORTED, SKIP)
 _MARK = {PASS: "✓", FAIL: "✗", UNSUPPORTED: "⊘", SKIP: "–"}
@@ -129,16 +137,21 @@ def _finding(r: dict[str, Any], anchor: str) -> str:
             + f"<pre>{_e(evidence)}</pre></details>")
 
 
-def _cell(check: str, level: str, judged: list[dict[str, Any]], anchors: dict[int, str]) -> str:
-    """One matrix cell: a check on a scenario; a failure links to its finding below the row."""
+def _cell(check: str, judged: list[dict[str, Any]], anchors: dict[int, str]) -> str:
+    """One matrix cell: a check on a scenario; a failure links to its finding below the row.
+
+    The level shown (and whether a failure is drawn as advisory) is the result's own: a column's
+    check may be MUST in one scenario and SHOULD in another that lowers it."""
     if not judged:
         return '<td class="c"></td>'
     status = next(st for st in _WORST if any(r.get("status") == st for r in judged))
+    rank = {lv: i for i, lv in enumerate(LEVELS)}
+    shown = min((r for r in judged if r.get("status") == status), key=lambda r: rank.get(r.get("level"), 9))
+    level = shown.get("level") or "?"
     tip = f"{check} ({level}): {status}" + (f", {len(judged)} results" if len(judged) > 1 else "")
     mark = _MARK.get(status, "?")
     if status == FAIL:
-        first = next(r for r in judged if r.get("status") == FAIL)
-        mark = f'<a href="#{anchors[id(first)]}">{mark}</a>'
+        mark = f'<a href="#{anchors[id(shown)]}">{mark}</a>'
     advisory = " advisory" if status == FAIL and level != MUST else ""
     return f'<td class="c {_e(status)}{advisory}" title="{_e(tip)}">{mark}</td>'
 
@@ -147,8 +160,13 @@ def _feature(feature: str, items: list[dict[str, Any]], results: dict[str, list[
              anchors: dict[int, str]) -> str:
     checks = list(dict.fromkeys(r["check"] for s in items for r in results.get(s["id"], [])))
     rank = {level: i for i, level in enumerate(LEVELS)}
-    level_of = {r["check"]: r.get("level", "?") for s in items for r in results.get(s["id"], [])}
-    checks.sort(key=lambda c: (rank.get(level_of[c], 9), c))
+    # A check's levels in this feature, strongest first ("MUST/SHOULD": a scenario lowered it).
+    levels_of: dict[str, set[str]] = {}
+    for s in items:
+        for r in results.get(s["id"], []):
+            levels_of.setdefault(r["check"], set()).add(r.get("level") or "?")
+    level_of = {c: joined_levels(ls) for c, ls in levels_of.items()}
+    checks.sort(key=lambda c: (rank.get(level_of[c].split("/")[0], 9), c))
     head = "".join(f'<th class="check" title="{_e(c)} ({_e(level_of[c])})"><span>{_e(c)}</span></th>'
                    for c in checks)
     rows, any_fail, any_must = [], False, False
@@ -159,8 +177,7 @@ def _feature(feature: str, items: list[dict[str, Any]], results: dict[str, list[
         is_must = any(r.get("level") == MUST for r in failed)
         any_fail, any_must = any_fail or is_fail, any_must or is_must
         marks = f'{" data-fail" if is_fail else ""}{" data-must" if is_must else ""}'
-        cells = "".join(_cell(c, level_of[c], [r for r in mine if r["check"] == c], anchors)
-                        for c in checks)
+        cells = "".join(_cell(c, [r for r in mine if r["check"] == c], anchors) for c in checks)
         tx = (f'<a class="tx" href="{_href(s["transcript"])}" title="{_e(s["transcript"])}">transcript</a>'
               if s.get("transcript") else "")
         title = f'<div class="title">{_e(s["title"])}</div>' if s.get("title") else ""
@@ -170,7 +187,8 @@ def _feature(feature: str, items: list[dict[str, Any]], results: dict[str, list[
                     f'<td><span class="badge {_e(status)}">{_e(status)}</span><div class="title">'
                     f'{duration}</div></td>{cells}</tr>')
         note = "error" if status == FAIL else "reason"
-        notes = ([f'<p class="{note}">{note}: {_e(s["error"])}</p>'] if s.get("error") else []) + [
+        why = status_reason(s, mine) if status in (SKIP, UNSUPPORTED) else s.get("error")
+        notes = ([f'<p class="{note}">{note}: {_e(why)}</p>'] if why else []) + [
             _finding(r, anchors[id(r)]) for r in sorted(failed, key=lambda r: rank.get(r.get("level"), 9))]
         if notes:
             rows.append(f'<tr class="grp findings"{marks}><td colspan="{2 + len(checks)}">{"".join(notes)}</td></tr>')

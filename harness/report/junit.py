@@ -16,8 +16,14 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Any
 
-from harness.findings import FAIL, MUST, SKIP, UNSUPPORTED
-from harness.report.summary_json import by_feature, results_by_scenario, scenarios, where
+from harness.core.findings import FAIL, MUST, SKIP, UNSUPPORTED
+from harness.report.summary_json import (
+    by_feature,
+    results_by_scenario,
+    scenarios,
+    status_reason,
+    where,
+)
 
 # XML 1.0 section 2.2 "Char": anything else (NUL, most C0 controls, lone surrogates) makes the
 # document unparseable, and a misbehaving server can put any of them in a message.
@@ -69,7 +75,7 @@ def _testcase(scenario: dict[str, Any], results: list[dict[str, Any]], feature: 
         message = f"error: {error or 'scenario failed without a failed check'}"
         ET.SubElement(case, "error", message=_text(message), type="scenario").text = _text(message)
     elif status in (UNSUPPORTED, SKIP):
-        reason = error or next((r.get("message") for r in results if r.get("message")), "")
+        reason = status_reason(scenario, results)
         label = "unsupported" if status == UNSUPPORTED else "skip"
         ET.SubElement(case, "skipped", message=_text(f"{label}: {reason or 'not run'}"))
 

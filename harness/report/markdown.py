@@ -12,9 +12,16 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
-from harness.findings import FAIL, LEVELS, PASS, SKIP, UNSUPPORTED
+from harness.core.findings import FAIL, LEVELS, PASS, SKIP, UNSUPPORTED
 from harness.report.summary_json import (
-    by_feature, failures, results_by_scenario, scenario_totals, scenarios, verdict, where)
+    failures,
+    results_by_scenario,
+    scenario_totals,
+    scenarios,
+    status_reason,
+    verdict,
+    where,
+)
 
 
 def _md(text: Any) -> str:
@@ -60,21 +67,23 @@ def render(summary: dict[str, Any]) -> str:
     ]
 
     # One table per feature (the check's feature, from the catalogue): how many scenarios each
-    # check passed and failed in.
-    by_check: dict[str, dict[str, Counter[str]]] = {}
-    levels: dict[str, str] = {}
+    # check passed and failed in. A row is a check at one level: the level is the result's, not
+    # the catalogue's, because a scenario may lower its own expectation checks (``errors.status``
+    # is SHOULD in errors/metadata_too_many_keys) and a profile may raise a check. A check judged
+    # at two levels gets two rows, so a SHOULD failure is never counted under MUST.
+    by_check: dict[str, dict[tuple[str, str], Counter[str]]] = {}
     for r in summary.get("results", []):
-        by_check.setdefault(r.get("feature") or "other", {}).setdefault(r["check"], Counter())[r.get("status")] += 1
-        levels[r["check"]] = r.get("level", "?")
+        key = (r["check"], r.get("level") or "?")
+        by_check.setdefault(r.get("feature") or "other", {}).setdefault(key, Counter())[r.get("status")] += 1
     rank = {level: i for i, level in enumerate(LEVELS)}
     for feature, checks in by_check.items():
         out += ["", f"## {_md(feature)}", "",
                 "| check | level | scenarios passed | failed | unsupported | skipped |",
                 "|---|---|--:|--:|--:|--:|"]
-        for check in sorted(checks, key=lambda c: (rank.get(levels[c], 9), c)):
-            c = checks[check]
+        for check, level in sorted(checks, key=lambda k: (rank.get(k[1], 9), k[0])):
+            c = checks[check, level]
             failed = f"**{c[FAIL]}**" if c[FAIL] else "0"
-            out.append(f"| {_code(check)} | {levels[check]} | {c[PASS]} | {failed} | "
+            out.append(f"| {_code(check)} | {_md(level)} | {c[PASS]} | {failed} | "
                        f"{c[UNSUPPORTED]} | {c[SKIP]} |")
 
     # Scenarios that produced no check (refused, not run, crashed) are listed so none vanish.
@@ -84,7 +93,8 @@ def render(summary: dict[str, Any]) -> str:
     if quiet:
         out += ["", "## Unsupported, skipped and errored scenarios", ""]
         for s in quiet:
-            reason = f": {_md(s['error'])}" if s.get("error") else ""
+            why = status_reason(s, results.get(s["id"], []))
+            reason = f": {_md(why)}" if why else ""
             link = f" ({_link(s['transcript'])})" if s.get("transcript") else ""
             out.append(f"- {s.get('status', '?')} {_code(s['id'])}{reason}{link}")
 

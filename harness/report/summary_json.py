@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.findings import FAIL, LEVELS, MUST, PASS, SKIP, UNSUPPORTED
+from harness.core.findings import FAIL, LEVELS, MUST, PASS, SKIP, UNSUPPORTED
 
 
 def dumps(summary: dict[str, Any]) -> str:
@@ -57,6 +57,18 @@ def scenarios(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return list(derived.values())
 
 
+def status_reason(scenario: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """Why a scenario has its status, when it was not judged pass or fail: the scenario's own
+    ``error``, else the message of its first result with that status. A skip's reason lives in
+    its one ``response.accepted`` result ("not selected (--only core)", "runs only against
+    reference", "cannot run over WebSocket: ...", a profile's out-of-profile reason)."""
+    if scenario.get("error"):
+        return str(scenario["error"])
+    status = scenario.get("status")
+    return next((str(r["message"]) for r in results
+                 if r.get("status") == status and r.get("message")), "")
+
+
 def by_feature(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Scenarios grouped by feature, in the order the run met them."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -79,11 +91,39 @@ def failures(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(failed, key=lambda r: rank.get(r.get("level"), len(LEVELS)))
 
 
+def joined_levels(levels: set[str]) -> str:
+    """The levels one check was judged at, strongest first: ``MUST``, or ``MUST/SHOULD`` when a
+    scenario lowered it (or a profile raised it) somewhere. The first is the one to sort by."""
+    rank = {level: i for i, level in enumerate(LEVELS)}
+    return "/".join(sorted(levels, key=lambda level: (rank.get(level, len(LEVELS)), level)))
+
+
+# The most of a failure's message the verdict line quotes: the line stays one terminal line.
+VERDICT_MESSAGE_CHARS = 100
+
+
 def verdict(summary: dict[str, Any]) -> tuple[bool, str]:
-    """(passed, line). The run passes when no MUST check failed; this is the exit code's rule."""
-    n = sum(1 for r in failures(summary) if r.get("level") == MUST)
-    return (True, "PASS: no MUST check failed") if n == 0 else (
-        False, f"FAIL: {n} MUST check{'' if n == 1 else 's'} failed")
+    """(passed, line). The run passes when no MUST check failed; this is the exit code's rule.
+
+    A failing line names the MUST check that failed most often (the first to fail, on a tie),
+    with how many of the failures it is and where it first failed, so a CI log's last line says
+    what went wrong: ``FAIL: 12 MUST checks failed; most common: transport.deadline (12 of 12;
+    first routes/create: no response headers within 1 s (the deadline))``."""
+    must = [r for r in failures(summary) if r.get("level") == MUST]
+    n = len(must)
+    if n == 0:
+        return True, "PASS: no MUST check failed"
+    counts = Counter(r["check"] for r in must)
+    check = max(counts, key=counts.__getitem__)  # max keeps the first of equal counts
+    first = next(r for r in must if r["check"] == check)
+    message = " ".join(str(first.get("message") or "").split())
+    if len(message) > VERDICT_MESSAGE_CHARS:
+        message = message[:VERDICT_MESSAGE_CHARS - 3] + "..."
+    at = f"{first['scenario']}: {message}" if message else first["scenario"]
+    if n == 1:
+        return False, f"FAIL: 1 MUST check failed: {check} ({at})"
+    return False, (f"FAIL: {n} MUST checks failed; most common: {check} "
+                   f"({counts[check]} of {n}; first {at})")
 
 
 def scenario_totals(summary: dict[str, Any]) -> Counter[str]:

@@ -53,6 +53,7 @@ from reference_gateway.errors import APIError
 from reference_gateway.ids import new_id
 from reference_gateway.observe import tool_call, upstream_failed
 from reference_gateway.params import CreateRequest
+from reference_gateway.sandbox.contract import SandboxError
 
 # Upstream turns in one response. OpenAI does not document its cap; agents rarely chain more
 # than a handful of tool rounds, and every turn costs a model call.
@@ -118,8 +119,10 @@ class ToolLoop:
         self.container_id = new_id("cntr")
         self.usage: dict | None = None
         self._error: str | None = None  # why the loop stopped early (deadline, upstream)
-        self._error_code = "server_error"
+        # The error's code, public: a non-streamed client gets it with ``error_status``.
+        self.error_code = "server_error"
         self.error_status: int | None = None  # the HTTP status a non-streamed client gets then
+        self.error_headers: dict[str, str] = {}  # and its headers (an upstream 429's retry-after)
 
     async def events(self) -> AsyncIterator[dict]:
         """Every event of the response, the terminal one included (``emitter.fail`` on error)."""
@@ -148,7 +151,7 @@ class ToolLoop:
             raise
         if self.emitter.running:  # the task ended by an error: fail() was not yet called
             for event in self.emitter.fail(self._error or "The gateway had an internal error.",
-                                           code=self._error_code):
+                                           code=self.error_code):
                 yield event
 
     async def _bounded(self, produce) -> None:
@@ -157,10 +160,10 @@ class ToolLoop:
                 await produce()
         except TimeoutError:
             self._error = f"The tool loop did not finish within {self.builtins.loop_timeout_s:g} s."
-            self._error_code, self.error_status = "timeout", 504
+            self.error_code, self.error_status = "timeout", 504
         except APIError as exc:
-            self._error, self._error_code = exc.message, exc.code or "server_error"
-            self.error_status = exc.status
+            self._error, self.error_code = exc.message, exc.code or "server_error"
+            self.error_status, self.error_headers = exc.status, exc.headers
 
     async def _body(self) -> AsyncIterator[dict]:
         for tool in self.hosted.mcp:
@@ -373,8 +376,6 @@ class ToolLoop:
         item["code"] = code
         yield self.emitter.item_event("response.code_interpreter_call_code.done", code=code)
         yield self.emitter.item_event("response.code_interpreter_call.interpreting")
-        from reference_gateway.sandbox import SandboxError
-
         try:
             result = await self.builtins.sandbox.run(code)
         except SandboxError as exc:

@@ -46,13 +46,14 @@ class ToolResult:
 
 
 def _http_client(headers: dict[str, str]):
+    # Deferred: the mcp SDK loads only once a request uses an MCP tool.
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     return create_mcp_http_client(headers=headers or None)
 
 
 def _client(url: str, headers: dict[str, str]):
-    from mcp import Client
+    from mcp import Client  # deferred, as above
 
     if not headers:
         return Client(url)
@@ -69,6 +70,7 @@ class _HeaderTransport:
         self._http = None
 
     async def __aenter__(self):
+        # Deferred: the mcp SDK loads only once a request uses an MCP tool.
         from mcp.client.streamable_http import streamable_http_client
 
         self._http = _http_client(self.headers)

@@ -24,7 +24,8 @@ from .contract import (
     SandboxError,
     SandboxLimits,
 )
-from .service import DEFAULT_MAX_TIMEOUT_S
+from .service import DEFAULT_MAX_TIMEOUT_S, create_app
+from .spawn import SpawnSandbox
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +58,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from .spawn import SpawnSandbox
 
     try:
         limits = SandboxLimits(timeout_s=args.timeout_s, memory_mb=args.memory_mb,
@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps(asdict(result)))
         return 0
-    import uvicorn
-
-    from .service import create_app
+    import uvicorn  # deferred: only ``serve`` runs a server (``run`` is one cell and out)
 
     app = create_app(sandbox, max_timeout_s=args.max_timeout_s)
     print(f"code sandbox service on http://{args.host}:{args.port} (protocol: "

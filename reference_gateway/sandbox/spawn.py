@@ -40,12 +40,14 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import re
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -117,8 +119,6 @@ def _signal_name(returncode: int | None) -> str:
 
 def _elf_interpreter(path: str) -> str | None:
     """PT_INTERP of an ELF file: the loader the kernel opens for exec (needs Landlock EXECUTE)."""
-    import struct
-
     with open(path, "rb") as f:
         head = f.read(64)
         if head[:4] != b"\x7fELF":
@@ -166,8 +166,8 @@ def _shared_libraries(node: str) -> list[str]:
 
 
 def _probe_landlock() -> int:
-    import ctypes
-
+    # Deferred: jail.py is the script each cell runs under; the gateway process loads it only
+    # to probe Landlock, when a spawn sandbox is opened.
     from . import jail
 
     return jail.landlock_abi(ctypes.CDLL(None, use_errno=True))

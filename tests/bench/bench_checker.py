@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit")]
 
-from harness.sse import SSEDecoder  # noqa: E402
-from harness.stream import StreamChecker  # noqa: E402
-from harness.verdict import events_to_sse  # noqa: E402
+from harness.core.sse import SSEDecoder  # noqa: E402
+from harness.core.stream import StreamChecker  # noqa: E402
+from harness.core.verdict import events_to_sse  # noqa: E402
 from stream_builder import message_stream, to_sse  # noqa: E402
 
 FIXTURES = ROOT / ".." / "shared" / "fixtures" / "openai-recorded"

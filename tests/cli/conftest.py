@@ -8,7 +8,7 @@ import pytest
 
 from cli_servers import Recorded, broken_app, record_gateway_bodies, serve
 
-from harness.catalogue import load_checks
+from harness.core.catalogue import load_checks
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`respcheck fuzz` (harness/fuzz.py): the reference gateway passes; broken servers are caught.
+"""`respcheck fuzz` (harness/run/fuzz.py): the reference gateway passes; broken servers are caught.
 
 The broken servers are tiny Starlette apps on 127.0.0.1 that answer a sane request (a JSON
 object with a string ``model`` and an ``input``, and no unknown key) correctly, and misbehave in
@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.cli import main
-from harness.fuzz import (FAMILIES, KNOWN_PARAMS, TARGET_DOWN_AFTER, Example, judge, related,
-                          resolve_param, run_fuzz, write_report)
-from harness.transcript import Exchange
+from harness.faces.cli import main
+from harness.run.fuzz import (FAMILIES, KNOWN_PARAMS, TARGET_DOWN_AFTER, Example, judge, related,
+                              resolve_param, run_fuzz, write_report)
+from harness.core.transcript import Exchange
 from reference_gateway.launch import RunningServer, start_embedded
 
 # Small and fixed: a few seconds against the embedded gateway, the same bodies every run.
@@ -263,7 +263,7 @@ def test_judge(example, ex, kinds):
 def test_examples_are_what_they_claim():
     """Every generated body of the hostile families is what its recipe says (a sample)."""
     from hypothesis import given, settings
-    from harness.fuzz import examples
+    from harness.run.fuzz import examples
 
     seen = set()
 

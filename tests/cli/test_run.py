@@ -14,11 +14,11 @@ import pytest
 
 from cli_servers import Stall, read_summary, refusing_app, serve, write_scenarios
 
-from harness.cli import main
-from harness.findings import MUST, SHOULD, STATUSES
-from harness.scenario import load_scenarios
-from harness.transcript import read_transcript
-from harness.ws_client import ws_url
+from harness.faces.cli import main
+from harness.core.findings import MUST, SHOULD, STATUSES
+from harness.run.scenario import load_scenarios
+from harness.core.transcript import read_transcript
+from harness.run.ws_client import ws_url
 
 RESULT_KEYS = {"scenario", "check", "level", "feature", "status", "message", "evidence",
                "transcript"}

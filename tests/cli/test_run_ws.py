@@ -20,11 +20,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cli_servers import _models, read_summary, refusing_app, serve, write_scenarios
 
-from harness.cli import main
-from harness.findings import MUST
-from harness.transcript import read_transcript
-from harness.verdict import judge_ws_turn
-from harness.ws_client import WebSocketTransport
+from harness.faces.cli import main
+from harness.core.findings import MUST
+from harness.core.transcript import read_transcript
+from harness.core.verdict import judge_ws_turn
+from harness.run.ws_client import WebSocketTransport
 
 # How long the stalling handler waits at most before giving up on its own (the test's
 # teardown releases it much sooner).

@@ -13,7 +13,7 @@ import pytest
 
 from cli_servers import skip_sequence_number
 
-from harness.cli import main
+from harness.faces.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 30
@@ -128,7 +128,7 @@ def test_console_script(stream_file, tmp_path, recorded):
     """The installed entry point (`respcheck`) runs, exits with the verdict and prints it."""
     script = shutil.which("respcheck", path=os.path.dirname(sys.executable)) \
         or shutil.which("respcheck")
-    cmd = [script] if script else [sys.executable, "-m", "harness.cli"]
+    cmd = [script] if script else [sys.executable, "-m", "harness.faces.cli"]
     env = {**os.environ, "NO_COLOR": "1"}
     ok = subprocess.run([*cmd, "validate", str(stream_file)], capture_output=True, text=True,
                         timeout=SUBPROCESS_TIMEOUT_S, cwd=tmp_path, env=env)
@@ -149,8 +149,8 @@ def test_console_script(stream_file, tmp_path, recorded):
 
 
 def test_module_entry_point(stream_file, tmp_path):
-    """`python -m harness.cli` is the same command (the fallback when no script is on PATH)."""
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "--version"],
+    """`python -m harness.faces.cli` is the same command (the fallback when no script is on PATH)."""
+    done = subprocess.run([sys.executable, "-m", "harness.faces.cli", "--version"],
                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
                           cwd=REPO)
     assert done.returncode == 0 and done.stdout.startswith("respcheck ")

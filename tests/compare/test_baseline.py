@@ -19,8 +19,8 @@ import yaml
 from compare_fixtures import EVIL, write_run
 
 from harness import __version__
-from harness.baseline import BaselineError, apply, load, render
-from harness.cli import main
+from harness.report.baseline import BaselineError, apply, load, render
+from harness.faces.cli import main
 
 SUITE = {
     "core/ok": """\
@@ -272,7 +272,7 @@ def closed_port() -> int:
 def test_glob_entries_cover_a_deviation_wherever_it_shows():
     """A scenario glob lists a server's known deviation once for every scenario it may hit;
     a failure of another check, or outside the glob, is still new."""
-    from harness.baseline import Baseline, apply
+    from harness.report.baseline import Baseline, apply
 
     def row(check, scenario, status):
         return {"check": check, "scenario": scenario, "status": status, "level": "MUST",

@@ -15,8 +15,8 @@ import pytest
 
 from compare_fixtures import DISAGREE, EVIL, EXPECTED_SCORES, ROWS, SCENARIOS, write_run, write_runs
 
-from harness.cli import main
-from harness.report.compare import build, score_text
+from harness.faces.cli import main
+from harness.report.comparison import build, score_text
 
 
 class Matrix(HTMLParser):
@@ -235,3 +235,44 @@ def test_one_target_under_both_profiles_gets_a_column_per_profile(tmp_path):
                                                   "reference · openresponses"]
     same = build([write_run(tmp_path / "x", 0), write_run(tmp_path / "x", 1)], tmp_path / "out")
     assert [r.label for r in same.runs] == ["reference", "vllm"]
+
+
+def test_a_cell_shows_the_level_its_target_judged_it_at(tmp_path):
+    """A profile may raise a check (openresponses makes ``sse.done_sentinel`` MUST): the same
+    row is MUST on one target and SHOULD on the other. The SHOULD failure is drawn as advisory
+    and not in bold, whatever level the first target gave the row."""
+    import json as _json
+
+    from harness.report import compare_html, compare_md
+
+    a = write_run(tmp_path, 0, dirname="strict")
+    b = write_run(tmp_path, 1, dirname="lenient")
+    for directory, level, status in ((a, "MUST", "pass"), (b, "SHOULD", "fail")):
+        summary = _json.loads((directory / "summary.json").read_text())
+        for r in summary["results"]:
+            if (r["scenario"], r["check"]) == ("streaming/basic", "stream.terminal"):
+                r["level"], r["status"], r["message"] = level, status, "no terminal event"
+        (directory / "summary.json").write_text(_json.dumps(summary))
+    comparison = build([a, b], tmp_path / "out")
+    row = next(r for f in comparison.features for g in f.groups for r in g.checks
+               if (r.scenario, r.check) == ("streaming/basic", "stream.terminal"))
+    assert row.level == "MUST/SHOULD"
+    assert [c.level for c in row.cells] == ["MUST", "SHOULD"]
+
+    matrix = Matrix()
+    matrix.feed(compare_html.render(comparison))
+    cells = next(r["cells"] for r in matrix.rows
+                 if (r["scenario"], r["label"]) == ("streaming/basic", "stream.terminal"))
+    assert "advisory" in cells[1]["classes"] and "(SHOULD)" in cells[1]["title"]
+    line = next(l for l in compare_md.render(comparison).splitlines() if "`stream.terminal`" in l)
+    assert "| MUST/SHOULD |" in line and "✗ fail" in line and "**" not in line
+
+
+def test_a_skipped_scenario_cell_tells_why(compared):
+    """The reason lives in the skip result's message (the runner's shape); the scenario's own
+    cell shows it on hover, as report.md lists it."""
+    row = next(r for r in compared["matrix"].rows
+               if r["kind"] == "scn" and r["label"] == "tools/parallel")
+    vllm = row["cells"][1]
+    assert "skip" in vllm["classes"]
+    assert vllm["title"].endswith("— not selected (--only core)"), vllm["title"]

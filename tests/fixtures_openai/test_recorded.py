@@ -1,7 +1,7 @@
 """The checker against what OpenAI's service actually sends (shared/fixtures/openai-recorded).
 
 Each recorded stream (one event's JSON per line) is framed as OpenAI frames it
-(``harness.verdict.events_to_sse``: ``event: <type>`` + one ``data:`` line) and judged under the
+(``harness.core.verdict.events_to_sse``: ``event: <type>`` + one ``data:`` line) and judged under the
 ``openai`` profile. A correct checker finds nothing of level MUST or SHOULD in any of them; if it
 does, the checker is wrong, not OpenAI (fixtures README).
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.catalogue import load_catalogue
-from harness.verdict import events_to_sse, judge_stream_body
+from harness.core.catalogue import load_catalogue
+from harness.core.verdict import events_to_sse, judge_stream_body
 
 # A copy of ../shared/fixtures/openai-recorded (Apache-2.0, Vercel; see recorded/README.md), kept
 # in the repository so these tests never depend on a folder outside the clone.
@@ -93,7 +93,7 @@ def test_shell_container_is_abbreviated():
 @pytest.mark.parametrize("path", FILES, ids=_name)
 def test_respcheck_validate_judges_each_recording(path, capsys):
     """`respcheck validate FILE --profile openai` on each recording, exactly as a user runs it."""
-    from harness.cli import main
+    from harness.faces.cli import main
 
     code = main(["validate", str(path), "--profile", "openai"])
     out = capsys.readouterr().out
@@ -114,7 +114,7 @@ def test_console_script_validate_exit_codes(tmp_path):
     bad.write_text("\n".join(json.dumps(e) for e in events))
 
     def run(path):
-        return subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(path)],
+        return subprocess.run([sys.executable, "-m", "harness.faces.cli", "validate", str(path)],
                               capture_output=True, text=True, timeout=120,
                               cwd=Path(__file__).resolve().parents[2])
 

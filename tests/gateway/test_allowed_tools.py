@@ -45,7 +45,7 @@ def test_non_streamed_call_to_a_tool_not_allowed_fails_without_it(client, target
     sent = target.upstream.app.state.requests[-1]
     assert [t["function"]["name"] for t in sent["tools"]] == ["add"]  # it was never offered
     assert out["status"] == "failed" and function_calls(out["output"]) == []
-    assert out["error"]["code"] == "server_error" and "get_weather" in out["error"]["message"]
+    assert out["error"]["code"] == "tool_not_allowed" and "get_weather" in out["error"]["message"]
     stored = client.get(f"/responses/{out['id']}").json()
     assert stored["status"] == "failed" and function_calls(stored["output"]) == []
 

@@ -13,7 +13,7 @@ from reference_gateway.__main__ import parser
 from reference_gateway.auth import Keyring, read_keys_file, tenant_of
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
-from reference_gateway.store import ANONYMOUS_OWNER
+from reference_gateway.store_contract import ANONYMOUS_OWNER
 
 KEY_A = "sk-test-alice-0123456789abcdef0123456789abcdef"
 KEY_B = "sk-test-bob-fedcba9876543210fedcba9876543210"
@@ -226,13 +226,13 @@ def test_openai_sdk_with_keys(make_gateway, target):
 
 def test_harness_transport_against_a_keyed_gateway(make_gateway):
     """respcheck's own transport (``respcheck run --api-key``) sends the key as the gateway wants."""
-    from harness.client import Transport
+    from harness.run.client import Transport
 
     base_url = str(make_gateway(api_keys=(KEY_A,)).base_url).rstrip("/")
     with Transport(base_url, api_key=KEY_A) as transport:
-        assert transport.get("/models").status_code == 200
+        assert transport.request("models", "GET", "/models").status == 200
     with Transport(base_url) as transport:
-        assert transport.get("/models").status_code == 401
+        assert transport.request("models", "GET", "/models").status == 401
 
 
 def test_input_urls_are_refused_and_never_fetched(client):

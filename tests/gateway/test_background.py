@@ -29,7 +29,12 @@ def test_background_returns_queued_then_completes(client, validate):
 def test_background_failure_is_stored_as_failed(client, validate):
     queued = client.post("/responses", json={"model": "mock-error", "input": "x", "background": True}).json()
     final = validate(poll(client, queued["id"]))
-    assert final["status"] == "failed" and final["error"]["code"] == "server_error"
+    # The same code as the envelope the same request gets in the foreground (one fault, one
+    # code, as a stream's error event and response.failed carry one).
+    foreground = client.post("/responses", json={"model": "mock-error", "input": "x"})
+    assert foreground.status_code >= 400
+    assert final["status"] == "failed" and final["error"]["code"] == foreground.json()["error"]["code"]
+    assert final["error"]["code"] != "server_error"
 
 
 def test_cancel_a_pending_background_response(client, validate):

@@ -1,4 +1,4 @@
-"""Bad input the fuzzer (harness/fuzz.py) sends, one case each: always a 4xx envelope, never a
+"""Bad input the fuzzer (harness/run/fuzz.py) sends, one case each: always a 4xx envelope, never a
 500; a 400 about a field names it in ``param``. Bodies are sent raw, as the fuzzer sends them.
 """
 

@@ -1,6 +1,6 @@
 """The gateway's built-in tools (reference_gateway/builtin/): MCP, web search, the tool loop.
 
-Against real MCP servers on loopback (harness/mcp_servers.py) and the embedded mock upstream.
+Against real MCP servers on loopback (harness/targets/mcp_servers.py) and the embedded mock upstream.
 Each streamed answer is judged twice: by the harness's stream checker (grammar, phase order,
 schemas) and by plain assertions on the items, so a bug shared by the gateway and one checker
 cannot hide (the gateway shares no code with either).
@@ -14,9 +14,9 @@ import json
 import httpx
 import pytest
 
-from harness.mcp_servers import (McpServerHandle, McpTool, fake_search_results, start_search_server,
-                                 start_tools_server)
-from harness.verdict import judge_stream_body
+from harness.targets.mcp_servers import (McpServerHandle, McpTool, fake_search_results,
+                                         start_search_server, start_tools_server)
+from harness.core.verdict import judge_stream_body
 from reference_gateway.builtin.config import BuiltinConfig, ConfigError, McpServer, WebSearchProfile, parse_config
 from reference_gateway.config import GatewayConfig
 from reference_gateway.launch import start_gateway
@@ -348,7 +348,7 @@ def coding(target):
     """A gateway that runs code_interpreter in the spawned Pyodide sandbox."""
     import os
 
-    from reference_gateway.sandbox import SandboxError
+    from reference_gateway.sandbox.contract import SandboxError
 
     try:
         server = start_gateway(GatewayConfig(upstream_url=target.upstream.base_url, code_interpreter="spawn"))
@@ -412,3 +412,14 @@ def test_a_hosted_call_cut_off_by_the_token_budget_is_not_run(http, search_serve
     assert body["status"] == "incomplete", body
     assert [i["type"] for i in body["output"]] == ["message"]
     assert len(search_server.calls) == before
+
+
+def test_an_upstream_429_in_the_tool_loop_keeps_its_backoff_headers(http, tools_server):
+    """Non-streamed with an MCP tool: the upstream's 429 reaches the client with its Retry-After
+    and x-ratelimit-* headers, as it does without built-in tools (test_faults.py)."""
+    from reference_gateway.mock_upstream import RATE_LIMIT_HEADERS
+
+    r = http.post("/responses", json={"model": "mock-fault:429:3", "input": "x", "tools": [mcp_tool(tools_server.url)]})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
+    assert r.headers["retry-after"] == "3" and r.headers["retry-after-ms"] == "3000"
+    assert {name: r.headers.get(name) for name in RATE_LIMIT_HEADERS} == RATE_LIMIT_HEADERS

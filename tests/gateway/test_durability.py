@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from reference_gateway.background import ORPHAN_MESSAGE
+from reference_gateway.store import open_store
 
 STARTUP_DEADLINE_S = 30.0
 ORPHAN_AFTER_S = 2.0  # the lease of each test gateway; heartbeats every 0.4 s
@@ -35,13 +37,13 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    def __init__(self, db: str, log_path: str) -> None:
+    def __init__(self, db: str, log_path: str, *extra: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reference_gateway", "--store", db, "--port", str(self.port),
-             "--orphan-after", str(ORPHAN_AFTER_S)],
+             "--orphan-after", str(ORPHAN_AFTER_S), *extra],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=os.getcwd(),
         )
         deadline = time.monotonic() + STARTUP_DEADLINE_S
@@ -70,8 +72,8 @@ class GatewayProcess:
 
 
 @contextmanager
-def gateway(db: str, tmp_path):
-    process = GatewayProcess(db, str(tmp_path / "gateway.log"))
+def gateway(db: str, tmp_path, *extra: str):
+    process = GatewayProcess(db, str(tmp_path / "gateway.log"), *extra)
     try:
         yield process
     finally:
@@ -135,8 +137,12 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_response(tmp_path):
             r = c.get(f"/responses/{response_id}")
             assert r.status_code == 200, (response_id, r.text)
             assert r.json() == given
-        statuses = {row[0] for row in sqlite3.connect(db).execute("SELECT DISTINCT status FROM stored_responses")}
-    assert statuses <= {"completed", "incomplete"}  # nothing half-stored
+        rows = sqlite3.connect(db).execute("SELECT status, body FROM stored_responses").fetchall()
+    # Nothing half-stored: a row is final, or a stream the kill cut (stored from its
+    # response.created on), still in progress or already failed by the orphan sweep.
+    for status, body in rows:
+        if status not in ("completed", "incomplete"):
+            assert status == "in_progress" or json.loads(body)["error"]["message"] == ORPHAN_MESSAGE, body
 
 
 def poll_settled(client: httpx.Client, response_id: str) -> dict:
@@ -201,3 +207,143 @@ def test_two_processes_share_one_file(tmp_path):
         one.kill()
         final = poll_settled(c2, orphan["id"])
         assert final["status"] == "failed" and final["error"]["message"] == ORPHAN_MESSAGE
+
+
+# -- kill -9 at random points: every id a client saw exists, and ends terminal -------------------
+KEYS = ("sk-durable-alice-0123456789abcdef", "sk-durable-bob-0123456789abcdef")
+KILL_ROUNDS = 2
+WORKERS_PER_KIND = 3
+# A stored stream of ~40 paced tokens (25 ms apart): about a second, so a kill cuts some mid-way.
+STREAM_BODY = {"model": "mock-paced:0:25", "input": "durable stream", "max_output_tokens": 40, "stream": True}
+TERMINAL = ("completed", "incomplete", "failed", "cancelled")
+
+
+class Seen:
+    """What the clients were told: every id, its key, and for streams the text received and
+    whether the terminal event arrived."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key: dict[str, str] = {}
+        self.kind: dict[str, str] = {}
+        self.streamed_text: dict[str, list[str]] = {}
+        self.finished: dict[str, dict] = {}  # id -> the final object the client got
+
+    def saw(self, response_id: str, key: str, kind: str) -> None:
+        with self.lock:
+            self.key[response_id], self.kind[response_id] = key, kind
+
+
+def stored_stream(c: httpx.Client, key: str, seen: Seen) -> None:
+    with c.stream("POST", "/responses", json=STREAM_BODY, headers=auth(key)) as r:
+        if r.status_code != 200:
+            return
+        response_id = None
+        for line in r.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            event = json.loads(line[len("data: "):])
+            if event["type"] == "response.created":
+                response_id = event["response"]["id"]
+                seen.streamed_text[response_id] = []
+                seen.saw(response_id, key, "stream")
+            elif event["type"] == "response.output_text.delta":
+                seen.streamed_text[response_id].append(event["delta"])
+            elif event["type"] in ("response.completed", "response.incomplete", "response.failed"):
+                seen.finished[response_id] = event["response"]
+
+
+def plain(c: httpx.Client, key: str, seen: Seen) -> None:
+    r = c.post("/responses", json={"model": "mock-1", "input": "durable plain", "max_output_tokens": 16},
+               headers=auth(key))
+    if r.status_code == 200:
+        seen.saw(r.json()["id"], key, "plain")
+        seen.finished[r.json()["id"]] = r.json()
+
+
+def queued(c: httpx.Client, key: str, seen: Seen) -> None:
+    r = c.post("/responses", json={"model": "mock-slow", "input": "durable background", "background": True},
+               headers=auth(key))
+    if r.status_code == 200:
+        seen.saw(r.json()["id"], key, "background")
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def load_then_kill(gw: GatewayProcess, seen: Seen, kill_after_s: float) -> None:
+    """Stored streams, background and plain requests from several threads, each with one of two
+    keys, until the gateway is killed ``kill_after_s`` seconds in."""
+    stop = threading.Event()
+
+    def worker(n: int, make) -> None:
+        key = KEYS[n % 2]
+        with gw.client() as c:
+            while not stop.is_set():
+                try:
+                    make(c, key, seen)
+                except (httpx.TransportError, ValueError):
+                    pass  # the kill: this request was cut
+
+    threads = [threading.Thread(target=worker, args=(n, make), daemon=True)
+               for make in (stored_stream, plain, queued) for n in range(WORKERS_PER_KIND)]
+    for t in threads:
+        t.start()
+    time.sleep(kill_after_s)
+    gw.kill()
+    stop.set()
+    for t in threads:
+        t.join(CLIENT_TIMEOUT_S + 5)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "gw.sqlite3")
+    return request.getfixturevalue("postgres").new_database()
+
+
+def test_kill_9_at_random_points_leaves_every_seen_id_present_and_terminal(store_location, tmp_path):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    seen = Seen()
+    key_args = [arg for key in KEYS for arg in ("--api-key", key)]
+    for _ in range(KILL_ROUNDS):
+        with gateway(store_location, tmp_path, *key_args) as gw:
+            load_then_kill(gw, seen, rng.uniform(1.0, 3.0))
+    cut = [i for i in seen.streamed_text if i not in seen.finished]
+    assert cut, f"seed {seed}: no stream was cut by a kill; the test proved nothing"
+    assert {seen.kind[i] for i in seen.key} == {"stream", "plain", "background"}, f"seed {seed}"
+
+    with gateway(store_location, tmp_path, *key_args) as gw, gw.client() as c:
+        deadline = time.monotonic() + SETTLE_DEADLINE_S
+        for response_id, key in seen.key.items():
+            while True:
+                r = c.get(f"/responses/{response_id}", headers=auth(key))
+                assert r.status_code == 200, (seed, seen.kind[response_id], response_id, r.text)
+                body = r.json()
+                if body["status"] in TERMINAL or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert body["status"] in TERMINAL, (seed, seen.kind[response_id], body)
+            other = KEYS[1 - KEYS.index(key)]
+            assert c.get(f"/responses/{response_id}", headers=auth(other)).status_code == 404
+            if response_id in seen.finished:  # acknowledged as final: stored exactly so
+                assert body == seen.finished[response_id], (seed, response_id)
+            elif seen.kind[response_id] == "stream":
+                # Cut by the kill: failed by the orphan sweep, or final already (committed before
+                # its terminal event was sent, and the kill came before the client read it).
+                assert body["status"] != "failed" or body["error"]["message"] == ORPHAN_MESSAGE, (seed, body)
+                stored, received = message_text(body), "".join(seen.streamed_text[response_id])
+                assert stored.startswith(received) or received.startswith(stored), (seed, stored, received)
+    store = open_store(store_location)
+    try:
+        assert not store.orphans(), f"seed {seed}: pending rows left"
+    finally:
+        store.close()
+
+
+def message_text(body: dict) -> str:
+    return "".join(part.get("text", "") for item in body["output"] if item["type"] == "message"
+                   for part in item.get("content", []))

@@ -7,7 +7,7 @@ import pytest
 
 from reference_gateway.config import GatewayConfig
 from reference_gateway.launch import start_gateway
-from reference_gateway.store import ResponseStore
+from reference_gateway.store_contract import ResponseStore
 
 OK = {"model": "mock-1", "input": "hi"}
 
@@ -108,6 +108,20 @@ def test_bad_input_is_400_naming_the_field(client, target, body, param, code):
     assert len(target.upstream.app.state.requests) == sent_before  # refused before the upstream
 
 
+@pytest.mark.parametrize("body, message", [
+    ({**OK, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+     "content part type 'input_image' is not supported by this gateway."),
+    ({**OK, "tools": [{"type": "computer_use_preview"}]}, "tools of type 'computer_use_preview' is not supported "
+     "by this gateway."),
+    ({**OK, "top_logprobs": 3}, "'top_logprobs' is not supported by this gateway."),
+])
+def test_unsupported_messages_quote_each_value_once(client, body, message):
+    """A phrase that quotes its own value is not quoted again (errors.unsupported): no
+    ``'content part type 'input_image''``."""
+    r = client.post("/responses", json=body)
+    assert r.status_code == 400 and r.json()["error"]["message"] == message
+
+
 def test_accepted_nulls_and_defaults(client):
     body = {**OK, "instructions": None, "reasoning": {"effort": None, "summary": None}, "background": False,
             "include": [], "tools": [], "tool_choice": "auto", "truncation": "disabled", "service_tier": "auto",
@@ -187,10 +201,11 @@ def test_unreachable_upstream_is_502():
 
 
 def test_unexpected_exception_is_500_envelope(client, monkeypatch):
-    def broken(self, response):
+    def broken(self, statements):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ResponseStore, "put", broken)
+    # every write of a response goes through the store writer's batches (store_writer.py)
+    monkeypatch.setattr(ResponseStore, "write_many", broken)
     r = client.post("/responses", json=OK)
     error = assert_envelope(r, 500, code="server_error", type="server_error")
     assert "disk on fire" not in error["message"]

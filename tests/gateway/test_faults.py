@@ -14,9 +14,13 @@ For every fault mode, and for an upstream that refuses connections:
   true) is stored ``failed`` with its error, exactly as the stream's ``response.failed`` had it;
   a failed non-streamed one is not stored (its client got an envelope, no id).
 
-A client that goes away mid-stream makes the gateway drop its upstream request within 1 s (the
-mock records when each of its streams was cancelled) and store the response as ``failed``
-("The client disconnected ...").
+A client that goes away makes the gateway drop its upstream request within 1 s (the mock
+records when each of its requests was cancelled) in every phase: before the upstream answered
+(streamed or not), with a non-streamed answer half read, and mid-stream, where the response is
+stored as ``failed`` ("The client disconnected ...").
+
+Also here: one verdict for an answer with no ``finish_reason`` (streamed or not); the default
+stream deadlines (the non-streamed one); an upstream 429 passed on with its back-off headers.
 
 Deadlines are small (see ``DEADLINES``); the bounds on elapsed time add ``MARGIN_S`` for this
 noisy 2-core VM.
@@ -33,10 +37,10 @@ import time
 import httpx
 import pytest
 
-from harness.findings import FindingLog
-from harness.response import check_error_body
-from harness.schemas import schema_set
-from harness.verdict import judge_stream_body
+from harness.core.findings import FindingLog
+from harness.core.response import check_error_body
+from harness.core.schemas import schema_set
+from harness.core.verdict import judge_stream_body
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
 from reference_gateway.launch import start_gateway, start_mock_upstream
@@ -66,11 +70,14 @@ FAULTS = {
     "truncated": (502, "upstream_error", 0, 0),
     "drip": (504, "upstream_timeout", REQUEST_S, STREAM_S),
     "oversized": (502, "upstream_error", 0, 0),
+    # One rule streamed or not (upstream.py): an answer with no finish_reason is a fault.
+    "no-finish": (502, "upstream_error", 0, 0),
+    "stall-headers": (504, "upstream_timeout", REQUEST_S, FIRST_S),
 }
 # The default oversized answer (32 MiB) takes the mock a while to build: with these small
 # deadlines the idle one could end it first. 300 kB passes both caps above just as well.
 MODEL = {mode: f"mock-fault:{mode}" for mode in FAULTS} | {"oversized": "mock-fault:oversized:300000"}
-BEFORE_THE_STREAM = {"5xx"}  # fails before the upstream stream opens: an envelope, not a stream
+BEFORE_THE_STREAM = {"5xx", "stall-headers"}  # fails before the upstream stream opens: an envelope, not a stream
 MID_STREAM = {"stall-mid", "reset", "bad-json", "truncated"}  # FAULT_TOKENS tokens come first
 
 
@@ -149,7 +156,8 @@ def assert_failure_stream(raw: bytes, code: str) -> list[dict]:
     assert error["code"] == code and error["message"]
     failed = events[-1]["response"]
     assert failed["status"] == "failed"
-    assert failed["error"] == {"code": "server_error", "message": error["message"]}
+    # One code in both places (translate.fail): the error event's and the failed response's.
+    assert failed["error"] == {"code": code, "message": error["message"]}
     return events
 
 
@@ -171,7 +179,7 @@ def test_fault_streamed(client, mock, db, check_events, mode):
     response, raw, elapsed = post_stream(client, {"model": model, "input": "hi", "store": True})
     assert_within(elapsed, deadline)
     if mode in BEFORE_THE_STREAM:
-        assert_envelope(httpx.Response(response.status_code, content=raw), 502, "upstream_error")
+        assert_envelope(httpx.Response(response.status_code, content=raw), status, code)
         assert_nothing_pending(db)
         return
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
@@ -261,18 +269,13 @@ def test_disconnect_cancels_the_upstream_within_1s(patient_gateway, mock, db, mo
     with client.stream("POST", "/responses", json={"model": model, "input": "bye", "stream": True}) as response:
         raw = response.iter_raw()
         response_id = read_until_text(raw)
-        record = [s for s in mock.app.state.streams if s["model"] == model and s["started"] >= started][-1]
+        record = latest_record(mock, model, started)
         time.sleep(0.2)
         assert record["ended"] is None  # the upstream is still streaming (paced: 2.4 s; stalled: 30 s)
         closed = time.monotonic()
         raw.close()  # the connection is closed: the client went away mid-stream
     client.close()
-    deadline = closed + DISCONNECT_BOUND_S + MARGIN_S  # poll past the bound, then judge
-    while record["ended"] is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert record["ended"] is not None, "the upstream never saw its request cancelled"
-    assert record["outcome"] == "cancelled"
-    assert record["ended"] - closed < DISCONNECT_BOUND_S, f"cancelled {record['ended'] - closed:.2f} s after"
+    assert_cancelled_within_bound(record, closed)
     # Stored as failed (never in_progress): the client that comes back learns what happened.
     with httpx.Client(base_url=patient_gateway.base_url, timeout=CLIENT_TIMEOUT_S) as c:
         for _ in range(100):
@@ -283,6 +286,55 @@ def test_disconnect_cancels_the_upstream_within_1s(patient_gateway, mock, db, mo
     assert stored["status"] == "failed"
     assert stored["error"] == {"code": "server_error",
                                "message": "The client disconnected before the response finished."}
+    assert_nothing_pending(db)
+
+
+def latest_record(mock, model: str, since: float) -> dict:
+    """The mock's record of the newest upstream request for ``model`` made after ``since``,
+    waited for (bounded)."""
+    deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        records = [s for s in mock.app.state.streams if s["model"] == model and s["started"] >= since]
+        if records:
+            return records[-1]
+        time.sleep(0.01)
+    raise AssertionError(f"the upstream never saw a request for {model}")
+
+
+def assert_cancelled_within_bound(record: dict, closed: float) -> None:
+    deadline = closed + DISCONNECT_BOUND_S + MARGIN_S  # poll past the bound, then judge
+    while record["ended"] is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert record["ended"] is not None, "the upstream never saw its request cancelled"
+    assert record["outcome"] == "cancelled"
+    assert record["ended"] - closed < DISCONNECT_BOUND_S, f"cancelled {record['ended'] - closed:.2f} s after"
+
+
+# (model, stream): the phases before the gateway has sent anything.
+BEFORE_ANY_ANSWER = {
+    "streamed, upstream headers not yet come": ("mock-fault:stall-headers", True),
+    "non-streamed, upstream headers not yet come": ("mock-fault:stall-headers", False),
+    "non-streamed, upstream body half sent": ("mock-fault:stall-mid", False),
+}
+
+
+@pytest.mark.parametrize("phase", list(BEFORE_ANY_ANSWER))
+def test_a_client_gone_before_any_answer_cancels_the_upstream_within_1s(patient_gateway, mock, db, phase):
+    """The client sends its request on a raw socket and closes it while the gateway waits on a
+    silent upstream (30 s; the gateway's deadline is 60 s): the gateway notices the ASGI
+    disconnect and drops its upstream request within 1 s, whatever the phase."""
+    model, streamed = BEFORE_ANY_ANSWER[phase]
+    body = json.dumps({"model": model, "input": "bye", "stream": streamed, "store": True}).encode()
+    head = (f"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    started = time.monotonic()
+    with socket.create_connection((patient_gateway.host, patient_gateway.port), timeout=CLIENT_TIMEOUT_S) as sock:
+        sock.sendall(head + body)
+        record = latest_record(mock, model, started)
+        time.sleep(0.2)
+        assert record["ended"] is None  # the upstream is still holding its answer back
+        closed = time.monotonic()
+    assert_cancelled_within_bound(record, closed)
     assert_nothing_pending(db)
 
 
@@ -395,3 +447,78 @@ def test_a_gateway_bug_mid_stream_still_ends_the_stream(client, db, monkeypatch)
     assert failed["error"]["message"] == "The gateway had an internal error."
     assert client.get(f"/responses/{failed['id']}").json() == failed
     assert_nothing_pending(db)
+
+
+# -- one verdict for one fault; the deadlines by default; a 429 passed on -----------------------
+
+def test_no_finish_reason_is_one_verdict_streamed_or_not(client, check_events):
+    """The whole answer but no finish_reason: a fault both ways, said the same way (upstream.py)."""
+    body = {"model": "mock-fault:no-finish", "input": "hi"}
+    error = assert_envelope(client.post("/responses", json=body), 502, "upstream_error")
+    _, raw, _ = post_stream(client, body)
+    events = assert_failure_stream(raw, "upstream_error")
+    assert "finish_reason" in error["message"] and "finish_reason" in events[-2]["error"]["message"]
+    failed = check_events(events)  # what came is kept, in an item closed as incomplete
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert len(text.split()) == 24 and failed["output"][0]["content"][0]["text"] == text
+    assert failed["output"][0]["status"] == "incomplete"
+
+
+def test_default_stream_deadline_is_the_non_streamed_one(mock):
+    """Only --timeout set (1 s): a trickling upstream (one byte every 10 ms, never idle) gets the
+    same 504 upstream_timeout at the same time, streamed or not; with the old defaults the
+    stream ran on for the whole 1,800 s --stream-timeout."""
+    config = GatewayConfig(upstream_url=mock.base_url, request_timeout_s=REQUEST_S)
+    assert config.stream_deadlines == (REQUEST_S, REQUEST_S, REQUEST_S)
+    body = {"model": "mock-fault:drip", "input": "hi"}
+    with start_gateway(config) as gateway, httpx.Client(base_url=gateway.base_url, timeout=CLIENT_TIMEOUT_S) as c:
+        started = time.monotonic()
+        assert_envelope(c.post("/responses", json=body), 504, "upstream_timeout")
+        assert_within(time.monotonic() - started, REQUEST_S)
+        _, raw, elapsed = post_stream(c, body)
+        assert_within(elapsed, REQUEST_S)
+        events = assert_failure_stream(raw, "upstream_timeout")
+        assert events[-2]["error"]["message"] == f"The upstream stream did not finish within {REQUEST_S:g} s."
+
+
+def test_stream_deadline_defaults():
+    """The defaults of the three stream deadlines (config.py), and the flags that leave them unset."""
+    from reference_gateway.__main__ import parser
+    from reference_gateway.config import DEFAULT_STREAM_IDLE_TIMEOUT_S
+
+    url = "http://127.0.0.1:9/v1"
+    assert GatewayConfig(upstream_url=url).stream_deadlines == (60.0, DEFAULT_STREAM_IDLE_TIMEOUT_S, 60.0)
+    assert GatewayConfig(upstream_url=url, request_timeout_s=10.0).stream_deadlines == (10.0, 10.0, 10.0)
+    assert GatewayConfig(upstream_url=url, stream_first_token_timeout_s=5.0, stream_idle_timeout_s=2.0,
+                         stream_timeout_s=600.0).stream_deadlines == (5.0, 2.0, 600.0)
+    args = parser().parse_args([])
+    assert (args.stream_first_token_timeout, args.stream_idle_timeout, args.stream_timeout) == (None, None, None)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_an_upstream_429_keeps_its_backoff_headers(client, mock, streamed):
+    """A 429 comes before any stream opens: streamed or not, the client gets the upstream's 429
+    envelope with Retry-After, retry-after-ms and the x-ratelimit-* headers."""
+    from reference_gateway.mock_upstream import RATE_LIMIT_HEADERS
+
+    r = client.post("/responses", json={"model": "mock-fault:429:3", "input": "hi", "stream": streamed})
+    assert r.status_code == 429, r.text
+    assert r.json()["error"]["code"] == "rate_limit_exceeded" and r.json()["error"]["message"]
+    assert r.headers["retry-after"] == "3" and r.headers["retry-after-ms"] == "3000"
+    assert {name: r.headers.get(name) for name in RATE_LIMIT_HEADERS} == RATE_LIMIT_HEADERS
+
+
+def test_the_openai_sdk_backs_off_as_the_upstream_said(gateway, mock):
+    """The openai SDK retries a 429 after the Retry-After it reads (2 s here); without the
+    header it would wait its own ~0.5 s. One retry: two upstream calls, 2 s apart at least."""
+    import openai
+
+    retry_after_s = 2.0
+    model = f"mock-fault:429:{retry_after_s:g}"
+    sdk = openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=1, timeout=CLIENT_TIMEOUT_S)
+    before = sum(1 for r in mock.app.state.requests if r.get("model") == model)
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError):
+        sdk.responses.create(model=model, input="hi")
+    assert time.monotonic() - started >= retry_after_s * 0.95
+    assert sum(1 for r in mock.app.state.requests if r.get("model") == model) - before == 2

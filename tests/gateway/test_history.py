@@ -7,7 +7,8 @@ import time
 import pytest
 
 from reference_gateway.history import HistoryCache
-from reference_gateway.store import StoredResponse, open_store
+from reference_gateway.store import open_store
+from reference_gateway.store_contract import StoredResponse
 
 OWNER = "anonymous"
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from harness.verdict import judge_stream_body
+from harness.core.verdict import judge_stream_body
 from reference_gateway.config import GatewayConfig
 from reference_gateway.launch import RunningServer, start_gateway
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.mcp_servers import start_search_server, start_tools_server
+from harness.targets.mcp_servers import start_search_server, start_tools_server
 from reference_gateway import logs, observe, tracing
 from reference_gateway.builtin.config import BuiltinConfig, McpServer, WebSearchProfile
 from reference_gateway.config import GatewayConfig

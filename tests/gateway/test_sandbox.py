@@ -27,13 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reference_gateway.sandbox import (
-    CodeSandbox,
-    SandboxError,
-    SandboxLimits,
-    SandboxResult,
-    open_sandbox,
-)
+from reference_gateway.sandbox.contract import CodeSandbox, SandboxError, SandboxLimits, SandboxResult
+from reference_gateway.sandbox.modes import open_sandbox
 from reference_gateway.sandbox import spawn as spawn_module
 from reference_gateway.sandbox.contract import DEFAULT_MAX_OUTPUT_BYTES
 from reference_gateway.sandbox.external import ExternalSandbox

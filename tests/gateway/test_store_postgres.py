@@ -11,15 +11,9 @@ Where the binaries are absent the Postgres cases are skipped with the reason, ex
 
 from __future__ import annotations
 
-import glob
-import itertools
 import json
 import os
-import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 
@@ -29,84 +23,14 @@ import pytest
 
 from reference_gateway.config import GatewayConfig
 from reference_gateway.launch import start_gateway
-from reference_gateway.store import ANONYMOUS_OWNER, StoreError, open_store
+from reference_gateway.store import open_store
+from reference_gateway.store_contract import ANONYMOUS_OWNER, StoreError
 
-PG_START_TIMEOUT_S = 30
 OWNER, OTHER = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 KEY_A, KEY_B = "sk-pg-test-alice-0123456789abcdef", "sk-pg-test-bob-0123456789abcdef"
 
 OLD_SCHEMA = ("CREATE TABLE stored_responses (id TEXT PRIMARY KEY, status TEXT NOT NULL, body TEXT NOT NULL,"
               " input_items TEXT NOT NULL, context TEXT NOT NULL)")
-
-
-def _pg_bin() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    return os.path.dirname(initdb) if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PostgresServer:
-    def __init__(self, bin_dir: str) -> None:
-        self.bin_dir = bin_dir
-        self.dir = tempfile.mkdtemp(prefix="respcheck-pg-")  # under /tmp: reachable by postgres
-        self.data = os.path.join(self.dir, "data")
-        self.port = _free_port()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            runuser = shutil.which("runuser")
-            if runuser is None:
-                raise RuntimeError("running as root and no runuser to start PostgreSQL as 'postgres'")
-            self.as_user = [runuser, "-u", "postgres", "--"]
-            shutil.chown(self.dir, "postgres")
-        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir}"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", self.data, "-o", options, "-l", os.path.join(self.dir, "server.log"),
-                  "-w", "-t", str(PG_START_TIMEOUT_S), "start")
-        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self._names = itertools.count()
-
-    def _run(self, tool: str, *args: str) -> None:
-        done = subprocess.run([*self.as_user, os.path.join(self.bin_dir, tool), *args], capture_output=True,
-                              text=True, timeout=PG_START_TIMEOUT_S + 30)
-        if done.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-1500:]}")
-
-    def new_database(self) -> str:
-        name = f"respcheck_{os.getpid()}_{next(self._names)}"
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", self.data, "-m", "immediate", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        reason = ("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb); "
-                  "install Debian's 'postgresql' package to run the Postgres store tests")
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {reason}")
-        pytest.skip(reason)
-    server = PostgresServer(bin_dir)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -262,8 +186,8 @@ def test_a_store_from_before_owners_is_migrated(location):
 
 
 # -- Postgres only -----------------------------------------------------------------------------
-def test_unreachable_postgres_is_one_clear_line():
-    port = _free_port()
+def test_unreachable_postgres_is_one_clear_line(closed_port):
+    port = closed_port
     with pytest.raises(StoreError) as info:
         open_store(f"postgresql://someone:hunter2@127.0.0.1:{port}/db?connect_timeout=3")
     message = str(info.value)

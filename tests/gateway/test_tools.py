@@ -136,7 +136,9 @@ def test_call_to_a_tool_not_allowed_fails_the_response(client, stream, check_eve
         out = check_events(events)
     else:
         out = validate(client.post("/responses", json=body).json())
-    assert out["status"] == "failed" and out["error"]["code"] == "server_error" and "noop" in out["error"]["message"]
+    # One code for one failure: the error event's, the failed response's (streamed or not).
+    assert out["status"] == "failed" and out["error"]["code"] == "tool_not_allowed"
+    assert "noop" in out["error"]["message"]
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -145,6 +147,25 @@ def test_incomplete_call_when_tokens_run_out(client, stream, check_events, valid
     out = create(client, stream, streamed, body, check_events, validate)
     assert out["status"] == "incomplete" and out["incomplete_details"] == {"reason": "max_output_tokens"}
     assert calls_of(out)[0]["status"] == "incomplete"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_only_the_call_the_cut_interrupted_is_incomplete(client, stream, check_events, validate, streamed):
+    """Two calls, the budget runs out inside the second: the first was finished (completed),
+    only the second is incomplete (translate.py; the checker's spec.item.incomplete_last).
+    The mock streams each call's arguments, {"query":"<the prompt>"} (82 characters here), in
+    7-character tokens: 13 tokens a call with its name, so 20 cut the second one."""
+    lookup = {"type": "function", "name": "lookup", "parameters": {
+        "type": "object", "properties": {"query": {"type": "string"}}}}
+    body = {"model": "mock-1", "input": "x" * 70, "tools": [lookup, {**lookup, "name": "lookup_again"}],
+            "tool_choice": "required", "max_output_tokens": 20}
+    out = create(client, stream, streamed, body, check_events, validate)
+    assert out["status"] == "incomplete" and out["incomplete_details"] == {"reason": "max_output_tokens"}
+    calls = calls_of(out)
+    assert [c["name"] for c in calls] == ["lookup", "lookup_again"]
+    assert [c["status"] for c in calls] == ["completed", "incomplete"]
+    assert json.loads(calls[0]["arguments"]) == {"query": "x" * 70}  # whole
+    assert calls[1]["arguments"] != calls[0]["arguments"]  # cut
 
 
 def test_input_function_items_become_chat_tool_messages(client, target):

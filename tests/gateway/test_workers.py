@@ -1,5 +1,5 @@
 """``--workers N`` (reference_gateway/worker.py) and ``respcheck serve --spawn-vllm``
-(harness/serve.py), with real processes on loopback.
+(harness/targets/serve.py), with real processes on loopback.
 
 Which worker served a request is told by the debug-only header ``x-gateway-worker-pid``
 (``REFERENCE_GATEWAY_WORKER_PID_HEADER=1``); a client with a single kept-alive connection stays
@@ -461,7 +461,7 @@ def _fake_vllm_python(tmp_path: Path) -> tuple[Path, Path]:
 
 def _serve(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", *args], stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "harness.faces.cli", "serve", *args], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
                                 env={**os.environ, **env}, start_new_session=True)
 
@@ -571,7 +571,7 @@ def test_spawn_vllm_refuses_bad_gateway_flags_before_starting_vllm(tmp_path, arg
 
 
 def _vllm_installed() -> bool:
-    from harness.targets import vllm_python
+    from harness.targets.target import vllm_python
 
     return vllm_python().exists()
 

@@ -2,8 +2,12 @@
 
 It is a raw asyncio socket server, not an ASGI app: most of its misbehaviours live below HTTP
 (never answering, a body that never ends, 100 MB written as fast as the socket takes it), which
-an ASGI server would smooth over. One server serves every case; the request's ``model`` picks
-the misbehaviour (``MODES``), so a scenario selects it with data alone:
+an ASGI server would smooth over. One server serves every case. By default the request's
+``model`` picks the misbehaviour (``MODES``), so a scenario selects it with data alone;
+``HostileServer(routes={route: mode})`` makes a route misbehave whatever is asked of it, the
+routes being ``ROUTES``: ``models`` (GET /models, the preflight), ``create`` (POST /responses),
+``get`` (GET /responses/{id}...), ``delete``, ``compact`` (POST /responses/compact), ``cancel``
+(POST /responses/{id}/cancel) and ``ws`` (the WebSocket upgrade and, after it, its frames):
 
     hostile-no-headers      reads the request, then never sends a byte (not even headers)
     hostile-trickle-headers a header line every 50 ms, forever: the headers never end
@@ -17,6 +21,10 @@ the misbehaviour (``MODES``), so a scenario selects it with data alone:
     hostile-invalid-utf8    a whole, correct stream with two invalid UTF-8 bytes in a delta
     hostile-keep-open       a whole, correct stream (chunked), then neither the final chunk
                             nor a close: the body stays open after response.completed
+    hostile-trickle-bytes   the status line, then one header byte a second, forever
+    hostile-wrong-type      a whole, correct body sent as ``text/html``
+    hostile-gzip-bomb       ``Content-Encoding: gzip``: ~100 KB that decode to 100 MB (1000x)
+    hostile-close-mid-frame half of an event (or of a JSON body), then the socket closes
     anything else           well behaved: a correct stream (``stream: true``) or Response
                             object, keep-alive, Content-Length
 
@@ -26,6 +34,12 @@ fails its test instead of hanging the suite; ``close()`` ends them all at once. 
 records, per mode, how long after the request the client went away: the proof that the harness
 cut the connection itself rather than waiting for the server.
 
+On the ``ws`` route the same modes apply to the upgrade (no answer, trickled, wrong type: a 200
+``text/html`` page instead of 101, ``gzip-bomb``: a 101 that forces permessage-deflate on a
+client that did not offer it) or, after a correct 101, to the frames (endless and drip: text
+frames forever; huge-frame: one 100 MB frame; stall: silence; close-mid-frame: half a frame
+then the socket closes).
+
 The server's own memory stays small (a 1 MiB block written again and again), so a test that
 measures the harness's memory in the same process measures the harness.
 """
@@ -33,7 +47,11 @@ measures the harness's memory in the same process measures the harness.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import re
+import zlib
 import sys
 import threading
 import time
@@ -60,9 +78,17 @@ DATA_FOREVER = "hostile-data-forever"
 NO_BLANK_LINE = "hostile-no-blank-line"
 INVALID_UTF8 = "hostile-invalid-utf8"
 KEEP_OPEN = "hostile-keep-open"
+TRICKLE_BYTES = "hostile-trickle-bytes"
+WRONG_TYPE = "hostile-wrong-type"
+GZIP_BOMB = "hostile-gzip-bomb"
+CLOSE_MID_FRAME = "hostile-close-mid-frame"
 WELL_BEHAVED = "well-behaved"
 MODES = (NO_HEADERS, TRICKLE_HEADERS, ENDLESS, DRIP, STALL, HUGE_FRAME, DATA_FOREVER, NO_BLANK_LINE, INVALID_UTF8,
-         KEEP_OPEN)
+         KEEP_OPEN, TRICKLE_BYTES, WRONG_TYPE, GZIP_BOMB, CLOSE_MID_FRAME)
+ROUTES = ("models", "create", "get", "delete", "compact", "cancel", "ws")
+TRICKLE_BYTE_INTERVAL_S = 1.0
+GZIP_DECODED_BYTES = 100 * 1024 * 1024
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 _EVENTS = message_stream([["Hello", ",", " PLACEHOLDER", "!"]])
 GOOD_STREAM = to_sse(_EVENTS)
@@ -75,6 +101,49 @@ BAD_UTF8 = b" bad \xff\xfe bytes"
 INVALID_UTF8_STREAM = GOOD_STREAM.replace(b" PLACEHOLDER", BAD_UTF8)
 BAD_UTF8_OFFSET = INVALID_UTF8_STREAM.index(b"\xff")
 NO_BLANK_LINE_STREAM = GOOD_STREAM.replace(b"\n\n", b"\n")
+
+
+
+def _gzip_bomb() -> bytes:
+    """GZIP_DECODED_BYTES of zeros, gzip-compressed a block at a time (~100 KB: 1000x)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    block = bytes(BLOCK)
+    parts = [comp.compress(block) for _ in range(GZIP_DECODED_BYTES // BLOCK)]
+    return b"".join(parts) + comp.flush()
+
+
+GZIP_BOMB_BODY = _gzip_bomb()
+
+
+def route_of(method: str, path: str, headers: dict[str, str]) -> str:
+    """Which of ROUTES a request is."""
+    path = path.split("?", 1)[0].rstrip("/")
+    if headers.get("upgrade", "").lower() == "websocket":
+        return "ws"
+    if path.endswith("/models"):
+        return "models"
+    if method == "DELETE":
+        return "delete"
+    if method == "GET":
+        return "get"
+    if path.endswith("/responses/compact"):
+        return "compact"
+    if re.search(r"/responses/[^/]+/cancel$", path):
+        return "cancel"
+    return "create"
+
+
+def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
+    """One unmasked server frame (RFC 6455 section 5.2), FIN set."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, n])
+    elif n < 1 << 16:
+        head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+    return head + payload
+
 
 SSE_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
             b"connection: close\r\n\r\n")
@@ -89,7 +158,12 @@ def _delta(seq: int, text: str = "flood ") -> bytes:
 class HostileServer:
     """``with HostileServer() as server: server.base_url`` -> ``http://127.0.0.1:PORT/v1``."""
 
-    def __init__(self) -> None:
+    def __init__(self, routes: dict[str, str] | None = None) -> None:
+        unknown = set(routes or {}) - set(ROUTES) or {m for m in (routes or {}).values()
+                                                      if m not in MODES}
+        if unknown:
+            raise ValueError(f"unknown routes or modes: {sorted(unknown)}")
+        self.routes = dict(routes or {})
         self.hangups: dict[str, list[float]] = {}  # mode -> seconds from request to hang-up
         self.requests: list[str] = []  # the mode of every request, in order
         self._loop = asyncio.new_event_loop()
@@ -159,6 +233,19 @@ class HostileServer:
             headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
             headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
+            route = route_of(method, path, headers)
+            if route in self.routes:
+                mode = self.routes[route]
+                self.requests.append(mode)
+                t0 = time.monotonic()
+                handler = self._ws_handler(mode, headers) if route == "ws" else getattr(
+                    self, "_" + mode.removeprefix("hostile-").replace("-", "_"))
+                try:
+                    await asyncio.wait_for(handler(reader, writer), HOLD_CAP_S)
+                except (ConnectionError, asyncio.TimeoutError):
+                    pass
+                self.hangups.setdefault(f"{route}:{mode}", []).append(time.monotonic() - t0)
+                return
             if method == "GET" and path.rstrip("/").endswith("/models"):
                 data = {"object": "list", "data": [{"id": m, "object": "model"}
                                                   for m in (*MODES, WELL_BEHAVED)]}
@@ -288,3 +375,80 @@ class HostileServer:
                      + b"%x\r\n" % len(GOOD_STREAM) + GOOD_STREAM + b"\r\n")
         await writer.drain()
         await self._until_hangup(reader)  # never the final "0\r\n\r\n"
+
+    async def _trickle_bytes(self, reader, writer) -> None:
+        hangup = asyncio.ensure_future(self._until_hangup(reader))
+        try:
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            while not hangup.done():
+                await writer.drain()
+                await asyncio.wait([hangup], timeout=TRICKLE_BYTE_INTERVAL_S)
+                writer.write(b"x")
+        finally:
+            hangup.cancel()
+
+    async def _wrong_type(self, reader, writer) -> None:
+        page = b"<html><body>" + GOOD_STREAM + b"</body></html>"
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: %d\r\n"
+                     b"connection: close\r\n\r\n" % len(page) + page)
+        await writer.drain()
+        writer.close()
+
+    async def _gzip_bomb(self, reader, writer) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                     b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n"
+                     % len(GZIP_BOMB_BODY) + GZIP_BOMB_BODY)
+        await writer.drain()
+        await self._until_hangup(reader)
+
+    async def _close_mid_frame(self, reader, writer) -> None:
+        writer.write(SSE_HEAD + _START + _delta(4)[:40])
+        await writer.drain()
+        writer.close()
+
+    # -- the WebSocket route --------------------------------------------------------------
+    def _ws_handler(self, mode: str, headers: dict[str, str]):
+        """The misbehaviour on the upgrade itself, or a correct 101 then bad frames."""
+        if mode in (NO_HEADERS, TRICKLE_HEADERS, TRICKLE_BYTES):
+            return getattr(self, "_" + mode.removeprefix("hostile-").replace("-", "_"))
+        accept = base64.b64encode(hashlib.sha1(
+            headers.get("sec-websocket-key", "").encode() + WS_GUID).digest())
+        upgraded = (b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                    b"connection: Upgrade\r\nsec-websocket-accept: %s\r\n" % accept)
+
+        async def handler(reader, writer) -> None:
+            if mode == WRONG_TYPE:
+                await self._wrong_type(reader, writer)
+                return
+            if mode == GZIP_BOMB:  # an extension the client never offered
+                writer.write(upgraded + b"sec-websocket-extensions: permessage-deflate\r\n\r\n")
+                await writer.drain()
+                await self._until_hangup(reader)
+                return
+            writer.write(upgraded + b"\r\n")
+            await writer.drain()
+            if mode == HUGE_FRAME:
+                writer.write(bytes([0x81, 127]) + HUGE_FRAME_BYTES.to_bytes(8, "big"))
+                await self._flood(writer, (bytes(BLOCK) for _ in range(HUGE_FRAME_BYTES // BLOCK)))
+            elif mode == CLOSE_MID_FRAME:
+                writer.write(ws_frame(_delta(4))[:30])
+                await writer.drain()
+                writer.close()
+                return
+            elif mode in (ENDLESS, DATA_FOREVER, DRIP, NO_BLANK_LINE, INVALID_UTF8, KEEP_OPEN):
+                # text frames forever, each one delta event, never a terminal one
+                per_write = 1 if mode == DRIP else 500
+
+                def blocks():
+                    seq = 0
+                    while True:
+                        yield b"".join(ws_frame(_delta(n).split(b"data: ", 1)[1].strip())
+                                       for n in range(seq, seq + per_write))
+                        seq += per_write
+                for block in blocks():
+                    writer.write(block)
+                    await writer.drain()
+                    if mode == DRIP:
+                        await asyncio.sleep(DRIP_INTERVAL_S)
+            await self._until_hangup(reader)  # STALL: a correct 101, then silence
+        return handler

@@ -6,7 +6,7 @@ whatever the server sends, and the run goes on with the next scenario, in the li
 through ``respcheck run``.
 
 Small limits keep the tests fast: a 2 s deadline, a 2 MiB body cap, a 512 KiB event cap (the
-defaults are 60 s, 32 MiB, 16 MiB). Time bounds carry a generous margin for a noisy 2-core VM:
+defaults are 60 s, 8 MiB, 4 MiB). Time bounds carry a generous margin for a noisy 2-core VM:
 they prove "bounded by the deadline", not speed.
 """
 
@@ -18,20 +18,21 @@ import tracemalloc
 
 import pytest
 
-from hostile_server import (BAD_UTF8_OFFSET, DATA_FOREVER, DRIP, ENDLESS, HUGE_FRAME,
-                            HUGE_FRAME_BYTES, INVALID_UTF8, KEEP_OPEN, MODES, NO_BLANK_LINE,
-                            NO_HEADERS, STALL, STALL_AFTER_S, TRICKLE_HEADERS, WELL_BEHAVED,
+from hostile_server import (BAD_UTF8_OFFSET, CLOSE_MID_FRAME, DATA_FOREVER, DRIP, ENDLESS,
+                            GZIP_BOMB, HUGE_FRAME, HUGE_FRAME_BYTES, INVALID_UTF8, KEEP_OPEN,
+                            MODES, NO_BLANK_LINE, NO_HEADERS, STALL, STALL_AFTER_S,
+                            TRICKLE_BYTES, TRICKLE_HEADERS, WELL_BEHAVED, WRONG_TYPE,
                             HostileServer)
 
-from harness.catalogue import load_catalogue
-from harness.cli import main
-from harness.client import CLOSE_GRACE_S, Transport
-from harness.findings import FAIL, MUST, PASS, SKIP
-from harness.runner import run_scenario, run_suite
-from harness.scenario import Scenario, parse_scenario
-from harness.targets import Target
-from harness.transcript import read_transcript
-from harness.verdict import judge_exchange
+from harness.core.catalogue import load_catalogue
+from harness.faces.cli import main
+from harness.run.client import CLOSE_GRACE_S, Transport
+from harness.core.findings import FAIL, MUST, PASS, SKIP
+from harness.run.runner import run_scenario, run_suite
+from harness.run.scenario import Scenario, parse_scenario
+from harness.targets.target import Target
+from harness.core.transcript import read_transcript
+from harness.core.verdict import judge_exchange
 
 DEADLINE_S = 2.0
 BODY_CAP = 2 * 1024 * 1024
@@ -57,9 +58,15 @@ EXPECTED = {
     KEEP_OPEN: ("transport.closes_after_terminal",
                 f"connection still open {CLOSE_GRACE_S:.1f} s after the terminal event "
                 "response.completed"),
+    TRICKLE_BYTES: ("transport.reachable", f"no response headers within {DEADLINE_S:g} s"),
+    WRONG_TYPE: ("sse.content_type", "Content-Type is 'text/html', expected text/event-stream"),
+    GZIP_BOMB: ("sse.limits", "the body is compressed (Content-Encoding: gzip) although the "
+                "request said Accept-Encoding: identity; it was not read"),
+    CLOSE_MID_FRAME: ("sse.frame.terminated", "stream ended inside a frame with no blank line"),
 }
 # The modes in which the server never ends the connection itself: the harness must hang up.
-NEVER_ENDS = (NO_HEADERS, TRICKLE_HEADERS, ENDLESS, DRIP, STALL, HUGE_FRAME, DATA_FOREVER, KEEP_OPEN)
+NEVER_ENDS = (NO_HEADERS, TRICKLE_HEADERS, ENDLESS, DRIP, STALL, HUGE_FRAME, DATA_FOREVER, KEEP_OPEN,
+              TRICKLE_BYTES, GZIP_BOMB)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The pytest plugin (entry point ``respcheck = harness.pytest_plugin``), run with pytester.
+"""The pytest plugin (entry point ``respcheck = harness.faces.pytest_plugin``), run with pytester.
 
 Each bundled scenario becomes one test item when ``--respcheck`` (or ``--respcheck-target``)
 is given; otherwise the plugin adds nothing to a pytest run.
@@ -13,7 +13,7 @@ import pytest
 
 from cli_servers import refusing_app, serve
 
-from harness.scenario import load_scenarios
+from harness.run.scenario import load_scenarios
 
 pytest_plugins = ["pytester"]
 
@@ -119,7 +119,9 @@ def test_unreachable_target_fails_fast_with_one_line(pytester, tmp_path):
     t0 = time.monotonic()
     result = pytester.runpytest("--respcheck-target", f"http://127.0.0.1:{port}/v1")
     assert time.monotonic() - t0 < 15
-    result.assert_outcomes(failed=len(BUNDLED))
+    # The target is a session fixture: opened once, its failure reported as every scenario's
+    # setup error (the scenario could not run), with one line and no retry per scenario.
+    result.assert_outcomes(errors=len(BUNDLED))
     lines = [line for line in result.stdout.lines if line.startswith("respcheck: target")]
     assert len(lines) == len(BUNDLED) and all("unreachable" in line for line in lines)
     result.stdout.no_fnmatch_line("*Traceback*")
@@ -147,3 +149,40 @@ def test_malformed_scenario_is_a_collection_error(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*bad.yaml: invalid YAML*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_tiny_transcript_budget_truncates_with_a_record_saying_so(pytester):
+    """The session's transcripts share one budget (the runner's TranscriptBudget): past it,
+    body chunks are left out and each exchange that lost some says so in a ``truncated``
+    record just before its ``end``; the scenarios are still judged on every byte."""
+    budget = 2048
+    result = pytester.runpytest("--respcheck", "-k", "text_basic or string_input",
+                                "--respcheck-transcript-budget", f"{budget / 2**20!r}")
+    result.assert_outcomes(passed=2, deselected=len(BUNDLED) - 2)
+    folder = pytester.path.parent / "basetemp" / "respcheck"
+    chunk_bytes = {}
+    truncated = []
+    # run order: core/string_input (a small JSON body, kept whole), then streaming/text_basic
+    for name in ("core__string_input.jsonl", "streaming__text_basic.jsonl"):
+        lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        kinds = [r["kind"] for r in records]
+        assert "request" in kinds and "end" in kinds, kinds  # what is never dropped
+        chunk_bytes[name] = sum(len(line.encode()) + 1 for line, r in zip(lines, records)
+                                if r["kind"] == "chunk")
+        for i, r in enumerate(records):
+            if r["kind"] == "truncated":
+                assert records[i + 1]["kind"] == "end", kinds
+                assert r["dropped_records"] > 0 and r["dropped_bytes"] > 0
+                assert "--respcheck-transcript-budget" in r["reason"], r
+                truncated.append(name)
+    assert truncated == ["streaming__text_basic.jsonl"]
+    # one budget for the session: the stream got what the first scenario left of it
+    assert chunk_bytes["core__string_input.jsonl"] > 0
+    assert sum(chunk_bytes.values()) <= budget, chunk_bytes
+
+
+def test_the_transcript_budget_must_be_positive(pytester):
+    result = pytester.runpytest("--respcheck", "--respcheck-transcript-budget", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--respcheck-transcript-budget*positive number of megabytes*"])

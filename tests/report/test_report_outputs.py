@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.report import console_table, write_reports
+from harness.report.console import console_table
+from harness.report.outputs import write_reports
 
 EVIL = "bad <script>alert(1)</script> & worse"
 TX = "transcripts/{}.jsonl"
@@ -141,7 +142,9 @@ def test_console_orders_failures_and_ends_with_verdict(summary):
     fails = [l for l in lines if l.startswith("FAIL ")]
     assert [l.split()[1] for l in fails] == ["MUST", "SHOULD", "SHOULD"]
     assert "frame 3 seq 7 $.sequence_number: " + EVIL in fails[0]
-    assert lines[-1] == "FAIL: 1 MUST check failed"
+    # the verdict names the failed check, where, and its message (escaped by the reports)
+    assert lines[-1] == ("FAIL: 1 MUST check failed: stream.sequence.contiguous "
+                         f"(streaming/text_basic: {EVIL})")
     assert "\x1b[" in console_table(summary, color=True)
 
 
@@ -151,7 +154,16 @@ def test_console_passes_without_must_failures(summary):
     summary["results"].append(dict(summary["results"][0], check="x.y", status="fail", message="esc\x1b[2J"))
     summary["results"].append(dict(summary["results"][0], check="x.z", status="fail"))
     text = console_table(summary, color=False)
-    assert "\x1b" not in text and text.splitlines()[-1] == "FAIL: 2 MUST checks failed"
+    # a tie: the first to fail is named; the server's escape is shown, never sent to the terminal
+    assert "\x1b" not in text and text.splitlines()[-1] == (
+        "FAIL: 2 MUST checks failed; most common: x.y (1 of 2; first streaming/text_basic: "
+        "esc\\x1b[2J)")
+    for scenario in ("errors/other", "errors/third"):  # a long message is cut to one line
+        summary["results"].append(dict(summary["results"][0], check="x.w", status="fail",
+                                       scenario=scenario, message="m" * 300))
+    line = console_table(summary, color=False).splitlines()[-1]
+    assert line == ("FAIL: 4 MUST checks failed; most common: x.w (2 of 4; first "
+                    f"errors/other: {'m' * 97}...)"), line
 
 
 def test_summary_without_scenarios_list_is_derived(summary, tmp_path):
@@ -172,3 +184,83 @@ def test_scenario_that_broke_without_a_failed_check(summary, tmp_path):
     assert "deadline 30 s exceeded" in paths["html"].read_text(encoding="utf-8")
     assert any(l.startswith("ERROR") and "tools/parallel" in l
                for l in console_table(summary, color=False).splitlines())
+
+
+@pytest.fixture
+def lowered(summary):
+    """``errors.status`` judged at two levels, as the runner writes it: SHOULD where the scenario
+    lowers its own expectation (errors/metadata_too_many_keys, ``level: SHOULD``), MUST elsewhere.
+    The SHOULD failure comes first in run order, so a renderer that takes a check's level from
+    one result, or from the catalogue, shows it under MUST."""
+    summary["results"] = [
+        result("errors/metadata_too_many_keys", "errors.status", "SHOULD", "fail",
+               "expected HTTP 400, got 200"),
+        result("errors/missing_model", "errors.status", "MUST", "pass"),
+        result("errors/unknown_field", "errors.status", "MUST", "pass"),
+    ]
+    summary["scenarios"] = [scenario("errors/metadata_too_many_keys", "fail"),
+                            scenario("errors/missing_model", "pass"),
+                            scenario("errors/unknown_field", "pass")]
+    summary["totals"] = {"pass": 2, "fail": 1, "unsupported": 0, "skip": 0}
+    return summary
+
+
+def test_markdown_counts_each_check_at_the_level_it_was_judged(lowered, tmp_path):
+    md = write_reports(lowered, tmp_path)["markdown"].read_text(encoding="utf-8")
+    rows = [line for line in md.splitlines() if line.startswith("| `errors.status`")]
+    assert rows == ["| `errors.status` | MUST | 2 | 0 | 0 | 0 |",
+                    "| `errors.status` | SHOULD | 0 | **1** | 0 | 0 |"]
+    assert "**PASS**" in md
+    assert "- **SHOULD** `errors.status` in `errors/metadata_too_many_keys`" in md
+
+
+def test_html_draws_a_lowered_failure_as_advisory(lowered, tmp_path):
+    page = write_reports(lowered, tmp_path)["html"].read_text(encoding="utf-8")
+    cells = re.findall(r'<td class="c ([^"]*)" title="([^"]*)">', page)
+    assert ("fail advisory", "errors.status (SHOULD): fail") in cells
+    assert ("pass", "errors.status (MUST): pass") in cells
+    assert 'title="errors.status (MUST/SHOULD)"' in page
+    assert '<details class="finding SHOULD"' in page and "finding MUST" not in page
+
+
+def test_junit_and_console_use_the_results_level(lowered, tmp_path):
+    root = ET.parse(write_reports(lowered, tmp_path)["junit"]).getroot()
+    case = next(c for c in root.iter("testcase") if c.get("name") == "errors/metadata_too_many_keys")
+    assert case.find("failure") is None
+    assert case.find("properties/property").get("name") == "respcheck.failed.SHOULD"
+    lines = console_table(lowered, color=False).splitlines()
+    assert [l.split()[:2] for l in lines if l.startswith("FAIL ")] == [["FAIL", "SHOULD"]]
+    assert lines[-1] == "PASS: no MUST check failed"
+
+
+@pytest.fixture
+def skipped(summary):
+    """Skips as the runner writes them: the scenario's ``error`` is None and the reason is the
+    message of its one ``response.accepted`` result with status skip."""
+    reasons = {"state/continuation_context": "runs only against reference",
+               "mcp/list_tools": "hosted MCP tools are not part of the Open Responses specification",
+               **{f"errors/case_{i}": "not selected (--only core)" for i in range(5)}}
+    for sid, why in reasons.items():
+        summary["results"].append(result(sid, "response.accepted", "MUST", "skip", why))
+        summary["scenarios"].append(scenario(sid, "skip", transcript=False))
+    return summary, reasons
+
+
+def test_every_output_prints_why_a_scenario_was_skipped(skipped, tmp_path):
+    summary, reasons = skipped
+    paths = write_reports(summary, tmp_path)
+    md = paths["markdown"].read_text(encoding="utf-8")
+    for sid, why in reasons.items():
+        assert f"- skip `{sid}`: {why}" in md, sid
+    page = paths["html"].read_text(encoding="utf-8")
+    assert '<p class="reason">reason: runs only against reference</p>' in page
+    cases = {c.get("name"): c for c in ET.parse(paths["junit"]).getroot().iter("testcase")}
+    assert cases["mcp/list_tools"].find("skipped").get("message") == "skip: " + reasons["mcp/list_tools"]
+
+    lines = console_table(summary, color=False).splitlines()
+    skips = [l for l in lines if l.startswith("skip ")]
+    assert skips == ["skip  builtin/file_search: not in profile",
+                     "skip  state/continuation_context: runs only against reference",
+                     "skip  mcp/list_tools: " + reasons["mcp/list_tools"],
+                     "skip  5 scenarios: not selected (--only core)"]
+    assert lines.index(skips[0]) < next(i for i, l in enumerate(lines) if l.startswith("FAIL "))

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from openai.types.responses import ResponseStreamEvent
 
-from harness.catalogue import PROFILE_NAMES, load_catalogue, load_checks, load_profile
-from harness.schemas import schema_set
+from harness.core.catalogue import (PROFILE_NAMES, load_catalogue, load_checks, load_grammar,
+                                    load_profile)
+from harness.core.schemas import schema_set
+from harness.core.stream import TERMINAL_EVENTS
 from specs import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +83,12 @@ def test_profiles_differ_only_in_data():
     assert openai.done_sentinel == "forbidden" and opr.done_sentinel == "required"
     assert load_catalogue("openresponses").level("sse.done_sentinel") == "MUST"
     assert load_catalogue("openai").level("sse.done_sentinel") == "SHOULD"
+
+
+
+def test_the_transports_terminal_events_are_the_grammars():
+    """The transports stop reading at TERMINAL_EVENTS; the stream checker judges the grammar's."""
+    assert TERMINAL_EVENTS == set(load_grammar()["terminal"])
 
 
 def test_relaxations_only_loosen_what_the_wire_proves():

@@ -1,4 +1,4 @@
-"""The tiny random-weight model directory for `--target vllm` (harness/model_dir.py)."""
+"""The tiny random-weight model directory for `--target vllm` (harness/targets/model_dir.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytest.importorskip("tokenizers", reason="the `vllm` extra is not installed: pip
 
 from tokenizers import Tokenizer  # noqa: E402
 
-from harness import model_dir  # noqa: E402
+from harness.targets import model_dir  # noqa: E402
 
 FILES = {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
          "special_tokens_map.json", model_dir.STAMP_FILE}
@@ -76,7 +76,7 @@ def test_deterministic_across_builds_and_processes(tmp_path, monkeypatch):
     monkeypatch.setenv("RESPCHECK_CACHE", str(tmp_path / "a"))
     first = _read_all(model_dir.ensure_model_dir())
     # a second build, in another process (fresh tokenizers state), into another cache
-    code = "from harness.model_dir import ensure_model_dir; print(ensure_model_dir())"
+    code = "from harness.targets.model_dir import ensure_model_dir; print(ensure_model_dir())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "RESPCHECK_CACHE": str(tmp_path / "b")})
     second = _read_all(Path(out.stdout.strip()))

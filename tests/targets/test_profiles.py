@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from harness import targets
-from harness.cli import main
-from harness.scenario import load_scenarios
-from harness.targets import (KINDS, NEEDS_FIELDS, PROFILE_FIELDS, TargetError, load_profiles,
-                             open_target)
+from harness.targets import target
+from harness.faces.cli import main
+from harness.run.scenario import load_scenarios
+from harness.targets.target import (KINDS, NEEDS_FIELDS, PROFILE_FIELDS, TargetError, load_profiles,
+                                    open_target)
 
 SPAWNED_OR_EXTERNAL = ["lmdeploy", "sglang", "ollama", "llama.cpp", "transformers-serve",
                        "litellm", "vllm-responses"]
@@ -74,7 +74,7 @@ def test_external_profile_not_running_says_what_to_start(monkeypatch, closed_por
                                                          tmp_path):
     lmdeploy = load_profiles()["lmdeploy"]
     moved = dataclasses.replace(lmdeploy, default_url=f"http://127.0.0.1:{closed_port}/v1")
-    monkeypatch.setattr(targets, "load_profiles", lambda: {**load_profiles(), "lmdeploy": moved})
+    monkeypatch.setattr(target, "load_profiles", lambda: {**load_profiles(), "lmdeploy": moved})
     assert main(["run", "--target", "lmdeploy", "--report-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -87,26 +87,27 @@ def test_vllm_not_installed_is_exit_2_one_line(monkeypatch, tmp_path, capsys):
     assert main(["run", "--target", "vllm", "--report-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (
         "respcheck: error: vllm is not installed: run scripts/install-vllm.sh\n")
-    assert targets.is_installed(load_profiles()["vllm"]) is False
+    assert target.is_installed(load_profiles()["vllm"]) is False
 
 
 def test_start_timeout_from_env(monkeypatch):
     monkeypatch.setenv("RESPCHECK_START_TIMEOUT", "12.5")
-    assert targets.resolve_start_timeout(None) == 12.5
-    assert targets.resolve_start_timeout(3) == 3
+    assert target.resolve_start_timeout(None) == 12.5
+    assert target.resolve_start_timeout(3) == 3
     monkeypatch.setenv("RESPCHECK_START_TIMEOUT", "soon")
     with pytest.raises(TargetError, match="RESPCHECK_START_TIMEOUT"):
-        targets.resolve_start_timeout(None)
+        target.resolve_start_timeout(None)
 
 
 def test_reference_in_front_of_a_url():
     """reference+URL: the gateway over any chat-completions server (here the mock upstream)."""
     import httpx
 
+    from harness.run.client import get_models
     from reference_gateway.launch import start_mock_upstream
 
     with start_mock_upstream() as upstream:
-        with open_target(f"reference+{upstream.base_url}") as target:
+        with open_target(f"reference+{upstream.base_url}", preflight=get_models) as target:
             assert target.name == f"reference+127.0.0.1:{upstream.port}"
             assert target.model == "mock-1"
             assert target.base_url != upstream.base_url

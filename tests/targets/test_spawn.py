@@ -1,4 +1,4 @@
-"""Spawned-server lifecycle (harness/spawn.py) with a fake server command."""
+"""Spawned-server lifecycle (harness/targets/spawn.py) with a fake server command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from harness.spawn import SpawnedServer, SpawnError, free_port
+from harness.targets.spawn import SpawnedServer, SpawnError, free_port
 
 
 def _gone(pid: int) -> bool:

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from harness.cli import main
-from harness.targets import vllm_python
+from harness.faces.cli import main
+from harness.targets.target import vllm_python
 
 pytestmark = pytest.mark.skipif(
     not vllm_python().exists(),

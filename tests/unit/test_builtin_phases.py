@@ -1,5 +1,5 @@
 """The phase grammar of built-in tool items (specs/grammar.yaml ``item_phases``, compiled by
-harness/phases.py, run by harness/stream.py), calibrated on the recorded OpenAI streams.
+harness/core/phases.py, run by harness/core/stream.py), calibrated on the recorded OpenAI streams.
 
 Every recorded stream with MCP, code_interpreter or web_search items is judged conformant with
 the builtin.* checks applied; streams without such items do not have them applied. Then each
@@ -17,11 +17,12 @@ from typing import Callable
 
 import pytest
 
-from harness.catalogue import SpecError, load_catalogue, load_checks, load_grammar, load_profile
-from harness.phases import ITEM_DONE, compile_phases
-from harness.schemas import schema_set
-from harness.stream import StreamChecker
-from harness.verdict import events_to_sse, judge_stream_body
+from harness.core.catalogue import (SpecError, load_catalogue, load_checks, load_grammar,
+                                    load_profile)
+from harness.core.phases import ITEM_DONE, compile_phases
+from harness.core.schemas import schema_set
+from harness.core.stream import StreamChecker
+from harness.core.verdict import events_to_sse, judge_stream_body
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures_openai" / "recorded"
 MCP = "openai-mcp-tool.1"
@@ -135,6 +136,65 @@ def test_every_phase_event_is_in_the_sdk_union():
         assert schemas.known_event(event), event
     assert not schemas.known_event("response.code_interpreter_call.failed")
     assert not schemas.known_event("response.web_search_call.failed")
+
+
+def mcp_in_progress_again_after_deltas(events: list[dict], *, split: bool = False
+                                       ) -> list[dict]:
+    """The shape issue 16 reports from OpenAI's service for an mcp_call: in_progress ->
+    arguments.delta -> in_progress -> arguments.done -> completed. No recording kept here has
+    it (openai-mcp-tool.1 sends in_progress once), so it is built from that recording's first
+    call by sending in_progress again after its delta. ``split``: its arguments in two deltas
+    with in_progress between them as well."""
+    i = at(events, "response.mcp_call_arguments.delta")
+    delta = events[i]
+    again = phase_event(delta, "response.mcp_call.in_progress")
+    if not split:
+        events.insert(i + 1, again)
+        return renumber(events)
+    whole = delta["delta"]
+    first, second = copy.deepcopy(delta), copy.deepcopy(delta)
+    first["delta"], second["delta"] = whole[:len(whole) // 2], whole[len(whole) // 2:]
+    events[i:i + 1] = [first, copy.deepcopy(again), second, again]
+    return renumber(events)
+
+
+@pytest.mark.parametrize(("split", "shape"), [
+    (False, ["in_progress", "arguments.delta", "in_progress", "arguments.done", "completed"]),
+    (True, ["in_progress", "arguments.delta", "in_progress", "arguments.delta", "in_progress",
+            "arguments.done", "completed"]),
+], ids=["as_reported", "between_deltas_too"])
+def test_mcp_in_progress_again_after_argument_deltas_passes(split, shape):
+    events = mcp_in_progress_again_after_deltas(recorded(MCP), split=split)
+    call_id = events[at(events, "response.mcp_call.in_progress")]["item_id"]
+    sent = [e["type"].removeprefix("response.mcp_call").lstrip("._") for e in events
+            if e.get("item_id") == call_id]
+    assert sent == shape
+    log = judge(events)
+    assert log.findings == [], [(f.check, f.message) for f in log.findings]
+    assert "builtin.phase.order" in log.applied
+
+
+def first_in_progress_dropped(events: list[dict]) -> list[dict]:
+    del events[at(events, "response.mcp_call.in_progress")]
+    return events
+
+
+def in_progress_after_arguments_done(events: list[dict]) -> list[dict]:
+    i = at(events, "response.mcp_call_arguments.done")
+    events.insert(i + 1, phase_event(events[i], "response.mcp_call.in_progress"))
+    return events
+
+
+# in_progress must still come first, and not after arguments.done: the fault is the event named.
+@pytest.mark.parametrize(("mutate", "etype"), [
+    (first_in_progress_dropped, "response.mcp_call_arguments.delta"),
+    (in_progress_after_arguments_done, "response.mcp_call.in_progress"),
+])
+def test_mcp_in_progress_is_still_ordered(mutate, etype):
+    events = renumber(mutate(mcp_in_progress_again_after_deltas(recorded(MCP))))
+    log = judge(events)
+    assert [(f.check, f.evidence["event_type"]) for f in log.findings] == [
+        ("builtin.phase.order", etype)], [(f.check, f.message) for f in log.findings]
 
 
 def test_failed_mcp_call_with_error_and_status_failed_passes():
@@ -491,6 +551,15 @@ def test_compiled_table_of_a_grammar_with_repeat_and_alternatives():
     assert g.expected(4) == [ITEM_DONE]
 
 
+def test_an_event_may_come_back_in_a_later_repeat_step():
+    """mcp_call's shape: ``a`` first, then any mix of ``d`` and ``a``, then ``e``."""
+    g = _compile(["a", {"repeat": ["d", "a"]}, "e"])
+    assert g.table == ({"a": 1}, {"d": 1, "a": 1, "e": 3}, {"e": 3}, {})
+    # Out of order: ``a`` after ``e`` is behind both its steps; ``d`` first skips ``a``.
+    assert g.place("a", 3) is None
+    assert g.place("d", 0) == 1
+
+
 def test_optional_steps_may_be_skipped_up_to_the_end():
     g = _compile(["a", {"optional": "b"}, {"repeat": ["c", "d"]}])
     assert g.table[1] == {"b": 2, "c": 2, "d": 2}
@@ -498,8 +567,9 @@ def test_optional_steps_may_be_skipped_up_to_the_end():
 
 
 @pytest.mark.parametrize(("phases", "done"), [
-    (["a", "a"], None),  # one event in two steps: not deterministic
+    (["a", "a"], None),  # one event in two steps, the later one not a repeat
     (["a", {"one_of": ["b", "a"]}], None),
+    ([{"repeat": "a"}, {"repeat": ["a", "b"]}], None),  # a -> two states: not deterministic
     ([{"many": "a"}], None),  # unknown step kind
     ([{"repeat": []}], None),
     (["a"], {"zzz": {"status": "completed"}}),  # done rule for a phase the type lacks

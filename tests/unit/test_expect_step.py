@@ -1,4 +1,4 @@
-"""harness/expect.py ``check_step``: the scenario expectations of multi-step scenarios.
+"""harness/run/expect.py ``check_step``: the scenario expectations of multi-step scenarios.
 
 Each test builds the Exchange the transport would have recorded, judges it with
 ``judge_exchange`` (as the runner does), then runs ``check_step`` into a fresh log so that only
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from harness.expect import check_step
-from harness.findings import FindingLog
-from harness.scenario import Step
-from harness.verdict import Judged, judge_exchange
+from harness.run.expect import check_step
+from harness.core.findings import FindingLog
+from harness.run.scenario import Step
+from harness.core.verdict import Judged, judge_exchange
 from stream_builder import message_stream
 from tool_stream_builder import TOOLS, Call, Text, exchange, stream_exchange, tool_response
 

@@ -1,4 +1,4 @@
-"""The deterministic MCP servers (harness/mcp_servers.py), driven by the mcp 2.x client over
+"""The deterministic MCP servers (harness/targets/mcp_servers.py), driven by the mcp 2.x client over
 Streamable HTTP on 127.0.0.1. Each test is bounded by CLIENT_TIMEOUT_S per client operation."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from harness.mcp_servers import (
+from harness.targets.mcp_servers import (
     SEARCH_DEFAULT_RESULTS,
     SEARCH_MAX_RESULTS,
     SLOW_TOOL_MAX_SECONDS,
@@ -303,9 +303,9 @@ def test_start_fails_clearly_on_a_taken_port():
 
 
 def test_main_serves_by_hand_until_interrupted():
-    """`python -m harness.mcp_servers search` prints its URL, serves, and exits 0 on Ctrl-C."""
+    """`python -m harness.targets.mcp_servers search` prints its URL, serves, and exits 0 on Ctrl-C."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.mcp_servers", "search", "--port", "0"],
+        [sys.executable, "-m", "harness.targets.mcp_servers", "search", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

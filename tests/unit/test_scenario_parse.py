@@ -1,4 +1,4 @@
-"""harness/scenario.py: parsing of multi-step scenario keys and ``Step.render``."""
+"""harness/run/scenario.py: parsing of multi-step scenario keys and ``Step.render``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from harness.scenario import ScenarioError, Step, parse_scenario
-from harness.template import UnresolvedReference
+from harness.run import expect, scenario
+from harness.run.scenario import ScenarioError, Step, parse_scenario
+from harness.run.template import UnresolvedReference
 
 
 def parse(raw):
@@ -59,6 +60,17 @@ def test_new_expectation_keys_are_accepted():
               "response_status": ["completed", "incomplete"]}
     sc = parse(two_steps(expect=expect))
     assert sc.steps[1].expect == expect
+
+
+def test_every_expectation_key_has_one_handler_and_is_documented():
+    """The key list lives in harness/run/expect.py's tables; the scenario format's docstring
+    documents each key, and the loader accepts exactly those."""
+    assert not set(expect.WHEN_REFUSED) & set(expect.WHEN_ACCEPTED)
+    assert expect.EXPECT_KEYS == {"status", *expect.WHEN_REFUSED, *expect.WHEN_ACCEPTED}
+    documented = scenario.__doc__.split("expect:", 1)[1].split("returns:", 1)[0]
+    assert [k for k in sorted(expect.EXPECT_KEYS) if f"{k}:" not in documented] == []
+    for key in expect.EXPECT_KEYS:  # each is accepted on its own
+        parse(two_steps(expect={key: "create" if key in ("same_as", "equivalent_to") else 1}))
 
 
 def test_same_as_and_equivalent_to_an_earlier_step():

@@ -1,5 +1,5 @@
 """The openresponses profile judges with the Open Responses types, and the specification's
-rules (harness/spec_rules.py, harness/response.py) catch what they claim to catch.
+rules (harness/core/spec_rules.py, harness/core/response.py) catch what they claim to catch.
 
 Each rule is shown on an object that is right (no finding) and on one broken the way the rule
 describes (exactly that check fires)."""
@@ -10,11 +10,11 @@ import copy
 
 import pytest
 
-from harness.catalogue import load_catalogue
-from harness.findings import FindingLog
-from harness.response import check_error_body
-from harness.schemas import schema_set
-from harness.verdict import judge_json_body
+from harness.core.catalogue import load_catalogue
+from harness.core.findings import FindingLog
+from harness.core.response import check_error_body
+from harness.core.schemas import schema_set
+from harness.core.verdict import judge_json_body
 from stream_builder import index_of, message_stream, renumber, to_sse
 from test_stream_checker import fired, must_ids
 
@@ -298,8 +298,8 @@ def test_compaction_step_is_judged_by_schema_compaction(profile):
     """`returns: compaction`: the 200 body of /responses/compact against CompactResource."""
     import json as _json
 
-    from harness.transcript import Exchange
-    from harness.verdict import judge_exchange
+    from harness.core.transcript import Exchange
+    from harness.core.verdict import judge_exchange
 
     def exchange(body: dict) -> Exchange:
         ex = Exchange("compact", "POST", "http://127.0.0.1:1/v1/responses/compact", {}, b"{}")

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.findings import FindingLog
-from harness.sse import Frame, SSEDecoder, decode_all
+from harness.core.findings import FindingLog
+from harness.core.sse import Frame, SSEDecoder, decode_all
 from stream_builder import message_stream, to_sse
 
 BODY = to_sse(message_stream([["Héllo", " wörld", " 😀"], ["second"]]))

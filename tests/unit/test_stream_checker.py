@@ -16,11 +16,11 @@ from typing import Any, Callable
 import pytest
 from pydantic import TypeAdapter
 
-from harness.catalogue import load_catalogue
-from harness.findings import FindingLog
-from harness.sse import decode_all
-from harness.stream import StreamChecker
-from harness.verdict import judge_stream_body
+from harness.core.catalogue import load_catalogue
+from harness.core.findings import FindingLog
+from harness.core.sse import decode_all
+from harness.core.stream import StreamChecker
+from harness.core.verdict import judge_stream_body
 from stream_builder import RESPONSE_ID, index_of, message_stream, renumber, to_sse
 
 Frames = list[Any]
@@ -318,7 +318,9 @@ def test_planted_violation(case: Case):
 def test_every_stream_check_is_planted():
     """Every stream.*/sse.*/schema.event* check id in the catalogue has a planted case (or is
     covered by test_sse.py), so a new check cannot land without a test."""
-    planted = {c.expect for c in CASES}
+    from test_stream_consistency import MUTANTS  # the cross-event consistency rules
+
+    planted = {c.expect for c in CASES} | {check for _, _, check in MUTANTS.values()}
     sse_tests = {"sse.utf8", "sse.line_endings.lf", "sse.data.single_line",
                  "sse.frame.terminated", "sse.limits"}
     catalogue = load_catalogue("openai").checks

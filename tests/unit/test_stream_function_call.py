@@ -1,9 +1,9 @@
 """StreamChecker on function_call items: a correct tool-calling stream gives no findings; each
 planted violation fires exactly the check that claims it.
 
-Stream rules (harness/stream.py): ``tools.arguments.added_empty``, ``tools.call_id.stable``, and
+Stream rules (harness/core/stream.py): ``tools.arguments.added_empty``, ``tools.call_id.stable``, and
 the generic delta accumulator for ``response.function_call_arguments.delta -> .done``
-(``stream.delta.accumulates``). The response-level tool checks (harness/tools.py) are run on the
+(``stream.delta.accumulates``). The response-level tool checks (harness/core/tools.py) are run on the
 same streams through ``judge_exchange(..., request=...)``, as the runner runs them.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Callable
 import pytest
 from pydantic import TypeAdapter
 
-from harness.catalogue import load_catalogue
-from harness.verdict import judge_exchange, judge_stream_body
+from harness.core.catalogue import load_catalogue
+from harness.core.verdict import judge_exchange, judge_stream_body
 from stream_builder import index_of, renumber, to_sse
 from tool_stream_builder import TOOLS, Call, Text, stream_exchange, tool_stream
 

@@ -1,4 +1,4 @@
-"""harness/structured.py: ``output_text()`` and ``check_structured`` (structured.output.json,
+"""harness/core/structured.py: ``output_text()`` and ``check_structured`` (structured.output.json,
 structured.output.schema)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from harness.findings import FindingLog
-from harness.structured import check_structured, output_text
-from harness.verdict import judge_exchange
+from harness.core.findings import FindingLog
+from harness.core.structured import check_structured, output_text
+from harness.core.verdict import judge_exchange
 from stream_builder import message_stream
 from tool_stream_builder import Call, Text, exchange, stream_exchange, tool_response, tool_stream
 

@@ -1,4 +1,4 @@
-"""harness/template.py: ``{{...}}`` references in scenario requests and expectations."""
+"""harness/run/template.py: ``{{...}}`` references in scenario requests and expectations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from harness.template import UnresolvedReference, fill, lookup
+from harness.run.template import UnresolvedReference, fill, lookup
 
 OUTPUT = [
     {"type": "reasoning", "id": "rs_1", "summary": []},

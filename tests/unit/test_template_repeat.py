@@ -1,10 +1,10 @@
-"""harness/template.py: ``{{repeat:N:text}}``, for inputs too large to write out in a scenario."""
+"""harness/run/template.py: ``{{repeat:N:text}}``, for inputs too large to write out in a scenario."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.template import MAX_REPEAT_CHARS, UnresolvedReference, fill
+from harness.run.template import MAX_REPEAT_CHARS, UnresolvedReference, fill
 
 CONTEXT = {"model": "m", "steps": {"create": {"response": {"id": "resp_1"}}}}
 

@@ -1,4 +1,4 @@
-"""harness/tools.py ``check_tool_calls``: a Response's function calls judged against the request.
+"""harness/core/tools.py ``check_tool_calls``: a Response's function calls judged against the request.
 
 Every case starts from a correct (response, request) pair, plants ONE violation and asserts that
 exactly the intended check fails; the correct pair gives no finding for any check.
@@ -10,9 +10,9 @@ import copy
 
 import pytest
 
-from harness.findings import FindingLog
-from harness.tools import check_tool_calls, function_calls
-from harness.verdict import judge_exchange
+from harness.core.findings import FindingLog
+from harness.core.tools import check_tool_calls, function_calls
+from harness.core.verdict import judge_exchange
 from tool_stream_builder import (TIME_PARAMS, TOOLS, WEATHER_PARAMS, Call, Text, exchange,
                                  function_tool, tool_response)
 

@@ -2,7 +2,7 @@
 breaking a turn is caught by the check that claims it (ws.frame.json, ws.frame.no_done,
 ws.error.shape, stream.terminal.present + ws.limits, ws.socket.open, ws.handshake).
 
-Turns are built as harness/ws_client.py records them (``Exchange(transport="ws")`` with
+Turns are built as harness/run/ws_client.py records them (``Exchange(transport="ws")`` with
 ``frames``), from the same correct event stream the stream checker's tests use.
 """
 
@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from harness.transcript import Exchange, read_transcript, write_transcript
-from harness.verdict import judge_ws_turn, ws_exchange_view
+from harness.core.transcript import Exchange, read_transcript, write_transcript
+from harness.core.verdict import judge_ws_turn, ws_exchange_view
 from stream_builder import message_stream
 
 PROFILES = ("openai", "openresponses")

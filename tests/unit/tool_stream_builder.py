@@ -11,7 +11,7 @@ service sends for a turn that calls functions:
 ``tool_stream(items)`` takes a list of specs, each ``Call(name, call_id, deltas)`` or
 ``Text(deltas)`` (an assistant message with one output_text part), and returns events that
 validate against the SDK's ``ResponseStreamEvent`` union. ``exchange()`` wraps a body in a
-``harness.transcript.Exchange`` so it can go through ``judge_exchange`` like a live answer.
+``harness.core.transcript.Exchange`` so it can go through ``judge_exchange`` like a live answer.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harness.transcript import Exchange
+from harness.core.transcript import Exchange
 from stream_builder import _message, _response, _text_part, to_sse
 
 WEATHER_PARAMS = {

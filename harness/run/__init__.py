@@ -1,0 +1,10 @@
+"""What drives a server: a run of scenarios against a target, turned into exchanges to judge.
+
+The scenario model and loader (``scenario``), ``{{...}}`` references (``template``), a
+scenario's expectations (``expect``), the guarded HTTP transport with its hard deadlines and
+caps (``client``, DESIGN.md principle 8), its WebSocket counterpart (``ws_client``), the
+multi-step runner (``runner``) and the request fuzzer (``fuzz``).
+
+May import: ``harness.core`` and ``harness.targets`` (a run is made against a target).
+Never ``harness.report`` or ``harness.faces``.
+"""
