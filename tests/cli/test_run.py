@@ -69,19 +69,17 @@ def fails(summary: dict) -> dict[tuple[str, str], dict]:
 def reference_run(tmp_path_factory):
     """One full run of the bundled suite against the embedded gateway (shared by the checks)."""
     report = tmp_path_factory.mktemp("reference")
-    t0 = time.monotonic()
     code = main(["run", "--report-dir", str(report)])
-    return code, report, time.monotonic() - t0
+    return code, report
 
 
 def test_reference_run_exits_0(reference_run):
-    code, _, elapsed = reference_run
-    assert code == 0
-    assert elapsed < 30
+    code, _ = reference_run
+    assert code == 0  # how long it takes is measured in benchmarks, never asserted here
 
 
 def test_summary_follows_the_output_contract(reference_run, check_ids):
-    _, report, _ = reference_run
+    _, report = reference_run
     s = read_summary(report)
     assert TOP_KEYS <= set(s), sorted(TOP_KEYS - set(s))
     assert s["tool"] == "respcheck"
@@ -113,7 +111,7 @@ def test_summary_follows_the_output_contract(reference_run, check_ids):
 
 
 def test_no_must_or_should_failed_on_the_reference(reference_run):
-    _, report, _ = reference_run
+    _, report = reference_run
     s = read_summary(report)
     bad = [r for r in s["results"] if r["status"] == "fail" and r["level"] in (MUST, SHOULD)]
     assert not bad, bad
@@ -121,7 +119,7 @@ def test_no_must_or_should_failed_on_the_reference(reference_run):
 
 
 def test_transcripts_exist_and_parse(reference_run):
-    _, report, _ = reference_run
+    _, report = reference_run
     s = read_summary(report)
     paths = {r["transcript"] for r in s["results"]}
     assert None not in paths
@@ -140,7 +138,7 @@ def test_transcripts_exist_and_parse(reference_run):
 
 
 def test_other_reports_are_written(reference_run):
-    _, report, _ = reference_run
+    _, report = reference_run
     for name in ("junit.xml", "report.md", "report.html"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     junit = (report / "junit.xml").read_text(encoding="utf-8")
