@@ -115,11 +115,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from reference_gateway.mock_attachments import (
+    TEXT_ONLY_MODEL,
+    attachments,
+    describe,
+    text_only_refusal,
+)
+from reference_gateway.mock_tool_use import after_tools, call_arguments, chosen_tools
 from reference_gateway.schema_example import example
 
 MODEL = "mock-1"
-# The code a call of a tool with a ``code`` parameter runs when the prompt holds no code block.
-DEFAULT_CODE = "print(6 * 7)"
 DEFAULT_TOKENS = 24
 SLOW_DELAY_S = 1.0
 BROKEN_STREAM_TOKENS = 3
@@ -152,7 +157,6 @@ WINDOW_PREFIX = "mock-window:"
 # max_position_embeddings; 32k is a common one (Llama 2 long, Mistral 7B), and far beyond every
 # request of the suite but the oversized-input scenario (suites/scenarios/errors/).
 CONTEXT_WINDOW = 32768
-TOOL_WORDS = re.compile(r"\b(tool|call)\b", re.IGNORECASE)
 VOCABULARY = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
     "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud"
@@ -181,62 +185,17 @@ def prompt_tokens(messages: list) -> int:
     return max(words, 1)
 
 
+def words(text: str) -> list[str]:
+    """``text`` as word tokens, each with the whitespace before it: they join back into ``text``."""
+    return re.findall(r"\s*\S+", text)
+
+
 def _chunks(text: str, size: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
 
 def _compact(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _last_user_text(messages: list) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return content if isinstance(content, str) else ""
-    return ""
-
-
-def chosen_tools(body: dict) -> list[dict]:
-    """The ``function`` objects of the tools to call (the rule in the module docstring)."""
-    tools = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
-    tools = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    messages = body.get("messages") or []
-    if not tools or (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
-        return []
-    choice = body.get("tool_choice", "auto")
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        return [t for t in tools if t["name"] == name][:1]
-    if choice == "required":
-        parallel = body.get("parallel_tool_calls") is not False
-        return tools[:2] if parallel and len(tools) >= 2 else tools[:1]
-    if choice in (None, "auto") and TOOL_WORDS.search(_last_user_text(messages)):
-        return tools[:1]
-    return []
-
-
-FENCED_CODE = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)
-
-
-def tool_arguments(tool: dict, messages: list) -> dict:
-    """Arguments for a call of ``tool``: JSON from its schema (schema_example.py), except two
-    string parameters the built-in tools use, so a scenario steers them through its prompt:
-    ``code`` is the last fenced code block of the last user message (else ``DEFAULT_CODE``),
-    and ``query`` is that message's text."""
-    parameters = tool.get("parameters") or {"type": "object", "properties": {}}
-    arguments = example(parameters)
-    properties = parameters.get("properties") if isinstance(parameters.get("properties"), dict) else {}
-    text = _last_user_text(messages)
-    if isinstance(arguments, dict):
-        if (properties.get("code") or {}).get("type") == "string":
-            blocks = FENCED_CODE.findall(text)
-            arguments["code"] = blocks[-1] if blocks else DEFAULT_CODE
-        if (properties.get("query") or {}).get("type") == "string" and text:
-            arguments["query"] = text[:200]
-    return arguments
 
 
 def pace(model: str) -> tuple[float, float] | None:
@@ -348,6 +307,9 @@ def create_app() -> Starlette:
 
         if model == "mock-error":
             return _error(500, "The mock upstream failed on purpose.", type="server_error")
+        refused = text_only_refusal(model, messages) if model == TEXT_ONLY_MODEL else None
+        if refused is not None:
+            return JSONResponse(refused[1], status_code=refused[0])
         try:
             faulty = fault(model)
         except ValueError as exc:
@@ -376,8 +338,8 @@ def create_app() -> Starlette:
 
         # calls: [(id, name, [argument chunks])]; answer: content tokens.
         calls = []
-        for i, tool in enumerate(chosen_tools(body)):
-            arguments = _compact(tool_arguments(tool, messages))
+        for i, (tool, anchor) in enumerate(chosen_tools(body)):
+            arguments = _compact(call_arguments(tool, anchor, messages))
             call_id = "call_" + hashlib.sha256(f"{digest}:{i}".encode()).hexdigest()[:24]
             calls.append((call_id, tool["name"], _chunks(arguments, TOOL_ARGUMENT_CHUNK)))
         last = messages[-1] if isinstance(messages[-1], dict) else {}
@@ -396,6 +358,10 @@ def create_app() -> Starlette:
             answer = _chunks(_compact({"answer": "".join(tokens(messages, 4))}), JSON_CHUNK)
         elif paced is not None and limit is not None:
             answer = tokens(messages, limit)  # like a random-weight model: never stops early
+        elif after_tools(messages) is not None:
+            answer = words(after_tools(messages))
+        elif attachments(messages):
+            answer = words(describe(attachments(messages)))
         else:
             answer = tokens(messages, DEFAULT_TOKENS)
         finish_reason = "tool_calls" if calls else "stop"
