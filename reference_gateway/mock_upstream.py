@@ -7,20 +7,25 @@ with ``finish_reason: "length"``; otherwise it is ``DEFAULT_TOKENS`` long and en
 
 What the request asks for decides the kind of answer, in this order:
 
-1. Tool calls, when the request has ``tools``, the last message is not a ``tool`` message
-   (a tool result is always answered with text, so a round trip ends), ``tool_choice`` is not
-   ``"none"``, and either ``tool_choice`` is ``"required"`` or names a function, or it is
-   ``"auto"``/absent and the last user message contains the word "tool" or "call"
-   (case-insensitive, whole word). Which tools: the named one; else the first, plus the second
-   when ``tool_choice`` is ``"required"``, ``parallel_tool_calls`` is not false and two or more
-   tools are offered. Arguments are JSON generated from each tool's ``parameters`` schema
-   (schema_example.py; a string ``code`` parameter gets the prompt's fenced code block and a
-   ``query`` the prompt's text: ``tool_arguments``); ids are ``call_`` + 24 hex digits, distinct and deterministic. Streamed,
-   each call's arguments come in ``TOOL_ARGUMENT_CHUNK``-character chunks after a first chunk
-   with its id and name; ``finish_reason`` is ``tool_calls``. Each chunk counts as a token.
+1. Tool calls, as a tool-using model makes them (mock_tool_use.py): with function ``tools``
+   offered and ``tool_choice`` auto (or absent) or required, a last user message gets a call of
+   the tool most relevant to its words (several when ``parallel_tool_calls`` allows and several
+   are relevant; under ``required`` always at least one), ``tool_choice`` naming a function gets
+   that one, ``"none"`` gets text. Arguments are JSON valid against the tool's ``parameters``
+   schema, with values drawn from the prompt where a property asks for them ("location" <-
+   "San Francisco"; mock_arguments.py). Ids are ``call_`` + 24 hex digits, distinct and
+   deterministic. Streamed, each call's arguments come in ``TOOL_ARGUMENT_CHUNK``-character
+   chunks after a first chunk with its id and name; ``finish_reason`` is ``tool_calls``. Each
+   chunk counts as a token.
 2. Structured output, when ``response_format`` is ``json_schema`` (JSON generated from the
    schema) or ``json_object`` (``{"answer": "<words>"}``), in ``JSON_CHUNK``-character tokens.
-3. Text, as above.
+3. After tool results (the last message is a ``tool`` message): text that quotes each output
+   under its function's name (mock_tool_use.after_tools), one word a token.
+4. About images and files, when the last message is a user message with ``image_url`` or
+   ``file`` content parts: one sentence each, from their bytes (format, pixel size and byte
+   size of a data-URL image, the URL of any other, a file's name, size and first line;
+   mock_attachments.py), one word a token. Nothing is fetched.
+5. Text, as above.
 
 Model-name directives (anything else behaves like ``mock-1``):
     mock-empty          an empty answer
@@ -44,6 +49,10 @@ Model-name directives (anything else behaves like ``mock-1``):
                         last message is a tool result; for testing that what sits in front of it
                         enforces ``allowed_tools`` (the gateway sends only the allowed tools)
     mock-window:N       ``mock-1`` with a context window of N tokens instead of ``CONTEXT_WINDOW``
+    mock-text-only      ``mock-1`` without vision: media content parts (``image_url``, ...) and
+                        ``file`` parts are refused exactly as vLLM refuses them for a text-only
+                        model (HTTP 400, "mock-text-only is not a multimodal model";
+                        mock_attachments.py), so the error mapping in front of it can be tested
 
 Context window: a request whose messages hold more than ``CONTEXT_WINDOW`` tokens (counted as
 ``usage.prompt_tokens`` counts them: the words of the messages' text) is refused exactly as vLLM
@@ -333,7 +342,9 @@ def create_app() -> Starlette:
         paced = pace(model)
         loop = asyncio.get_running_loop()
         t_received = loop.time()
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        # Ids from the request, less how it is delivered: streamed and not, the same ids.
+        asked = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
         reasoning = tokens(["reasoning", *messages], REASONING_TOKENS) if model == "mock-reasoning" else []
 
         # calls: [(id, name, [argument chunks])]; answer: content tokens.

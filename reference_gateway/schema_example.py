@@ -41,10 +41,11 @@ def _resolve(ref: str, root: dict) -> dict:
 
 
 def _string(schema: dict) -> str:
-    if schema.get("format") in FORMATS:
-        return FORMATS[schema["format"]]
     low = int(schema.get("minLength", 0))
     high = schema.get("maxLength")
+    formatted = FORMATS.get(schema.get("format"))
+    if formatted is not None and low <= len(formatted) and (high is None or len(formatted) <= int(high)):
+        return formatted
     text = WORD
     while len(text) < low:
         text += WORD
@@ -129,9 +130,15 @@ def _number(schema: dict, integer: bool, preferred=None) -> float | int:
     step = schema.get("multipleOf")
     if not step:
         return start
-    # The first multiple of the step from the lower bound on that fits (bounded search).
-    k = math.ceil((low if low is not None else start) / step)
-    for i in range(k, k + 10000):
+    # The first multiple of the step that fits: up from the lower bound, else down from the
+    # start (bounded searches).
+    if low is not None:
+        k = math.ceil(low / step)
+        steps = range(k, k + 10000)
+    else:
+        k = math.floor(start / step)
+        steps = range(k, k - 10000, -1)
+    for i in steps:
         value = i * step
         if integer and value == int(value):
             value = int(value)
