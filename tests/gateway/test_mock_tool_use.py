@@ -244,7 +244,7 @@ def parameters(draw) -> dict:
     """A tool's parameters: an object schema, sometimes with a property behind a local $ref."""
     schema = draw(objects(SCHEMAS))
     if schema["properties"] and draw(st.booleans()):
-        name = sorted(schema["properties"])[0]
+        name = min(schema["properties"])
         schema["$defs"] = {"shared": schema["properties"][name]}
         schema["properties"][name] = {"$ref": "#/$defs/shared"}
     return schema
