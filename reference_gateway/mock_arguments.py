@@ -18,7 +18,9 @@ else the schema's own example):
   Tokyo), else the first place of the prompt.
 - A number: the prompt's numbers in order, one per numeric property ("Add 2 and 3" gives
   ``{"a": 2, "b": 3}``), when within the property's bounds.
-- A string: the prompt's quoted strings in order, one per string property.
+- A string: the prompt's quoted strings in order, one per string property; for a command-like
+  NAME (``cmd``, ``command``, ``shell``, ``script``) without one, the rest of the sentence after
+  "run" or "execute" ("Run echo hello." gives ``{"cmd": "echo hello"}``).
 
 Optional properties are written only when such a value exists for them (see
 schema_example.example's ``hint``).
@@ -36,6 +38,9 @@ QUERY_CHARS = 200
 QUERY_NAMES = frozenset({"query", "q", "question", "prompt", "search_query"})
 PLACE_NAMES = frozenset({"location", "city", "place", "address", "country", "region", "destination",
                          "origin", "town", "state", "area", "timezone", "tz", "zone", "where", "locality"})
+COMMAND_NAMES = frozenset({"cmd", "command", "shell", "script"})
+# What the prompt asks to run: the rest of the sentence after "run"/"execute".
+RUN = re.compile(r"\b(?:run|execute)\s+(?:the\s+command\s+)?(.+?)\s*(?:[.?!](?:\s|$)|$)", re.IGNORECASE)
 FENCED_CODE = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)
 QUOTED = re.compile(r"'([^'\n]+)'|\"([^\"\n]+)\"|`([^`\n]+)`|“([^”\n]+)”")
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\w)")
@@ -114,7 +119,12 @@ def tool_arguments(parameters, text: str, anchor: int = 0):
                 return said
             if PLACE_NAMES & set(_name_words(key)) and prompt.place(anchor):
                 return prompt.place(anchor)
-            return quoted.pop(0) if quoted else None
+            if quoted:
+                return quoted.pop(0)
+            if COMMAND_NAMES & set(_name_words(key)):
+                ordered = RUN.search(text)
+                return ordered.group(1) if ordered else None
+            return None
         if kinds & {"integer", "number"}:
             if isinstance(said, (int, float)):
                 return said

@@ -42,7 +42,7 @@ STOPWORDS = frozenset({
     "those", "what", "whats", "which", "who", "whom", "whose", "when", "where", "why", "how", "can",
     "could", "would", "should", "will", "shall", "may", "might", "must", "please", "tell", "give",
     "show", "let", "lets", "s", "t", "get", "set", "use", "using", "call", "tool", "tools", "function",
-    "functions", "run", "make", "want", "need", "like", "just", "also", "some", "any", "all", "there",
+    "functions", "make", "want", "need", "like", "just", "also", "some", "any", "all", "there",
     "here", "now"
 })
 

@@ -99,6 +99,18 @@ def test_code_and_query_parameters_take_the_prompt():
     assert tool_arguments(search["parameters"], "search for otters") == {"query": "search for otters"}
 
 
+def test_a_command_tool_gets_the_command_the_prompt_asks_to_run():
+    exec_command = {"name": "exec_command", "description": "Runs a command in a PTY, returning output.",
+                    "parameters": {"type": "object", "properties": {"cmd": {"type": "string"},
+                                                                    "workdir": {"type": "string"}},
+                                   "required": ["cmd"], "additionalProperties": False}}
+    plan = {"name": "update_plan", "description": "Updates the task plan.",
+            "parameters": {"type": "object", "properties": {"plan": {"type": "string"}}, "required": ["plan"]}}
+    assert calls(body("Run echo hello. Then tell me what it printed.", [plan, exec_command])) == \
+        [("exec_command", {"cmd": "echo hello"})]
+    assert calls(body("Run `ls -la` for me", [plan, exec_command])) == [("exec_command", {"cmd": "ls -la"})]
+
+
 def test_named_values_quotes_and_numbers_from_the_prompt():
     schema = {"type": "object", "properties": {
         "reason": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 10},
@@ -291,3 +303,36 @@ def test_calls_validate_and_streamed_equals_non_streamed(mock, schemas, prompt, 
         jsonschema.Draft202012Validator(by_name[call["function"]["name"]]).validate(
             json.loads(call["function"]["arguments"]))
     assert len({call["id"] for call in made}) == len(made)
+
+
+# -- through the gateway: what a Responses client sees -------------------------------------------
+
+GATEWAY_WEATHER = {"type": "function", **WEATHER}
+
+
+def _create(client, stream, check_events, validate, streamed: bool, request: dict) -> dict:
+    if streamed:
+        r, _, events = stream(client, request)
+        assert r.status_code == 200
+        return check_events(events)
+    r = client.post("/responses", json=request)
+    assert r.status_code == 200, r.text
+    return validate(r.json())
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_tool_round_through_the_gateway(client, stream, check_events, validate, streamed):
+    request = {"model": "mock-1", "input": "What's the weather in San Francisco?", "tools": [GATEWAY_WEATHER],
+               "store": False}
+    out = _create(client, stream, check_events, validate, streamed, request)
+    [call] = [item for item in out["output"] if item["type"] == "function_call"]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"location": "San Francisco"}
+    follow = {**request, "input": [{"role": "user", "content": request["input"]}, call,
+                                   {"type": "function_call_output", "call_id": call["call_id"],
+                                    "output": '{"temperature_c": 18}'}]}
+    answer = _create(client, stream, check_events, validate, streamed, follow)
+    assert [item["type"] for item in answer["output"]] == ["message"]
+    assert answer["output"][0]["content"][0]["text"] == \
+        'Here is what the tool said. get_weather returned: "{"temperature_c": 18}".'
+    text = _create(client, stream, check_events, validate, streamed, {**request, "tool_choice": "none"})
+    assert [item["type"] for item in text["output"]] == ["message"]
