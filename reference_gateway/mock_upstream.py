@@ -1,7 +1,8 @@
 """The embedded deterministic chat-completions server (the reference target's "model").
 
-Output is words from a fixed vocabulary, drawn by a PRNG seeded with a hash of the request's
-messages: the same messages always give the same answer. One token is one word chunk
+Plain text (5. below) is words from a fixed vocabulary, drawn by a PRNG seeded with a hash of the
+request's messages: the same messages always give the same answer, and every other kind of
+answer is as deterministic, streamed or not. One token is one word chunk
 (``"lorem"``, ``" ipsum"``, ...). ``max_tokens`` / ``max_completion_tokens`` cut the answer
 with ``finish_reason: "length"``; otherwise it is ``DEFAULT_TOKENS`` long and ends with ``stop``.
 
