@@ -137,8 +137,17 @@ def chosen_tools(body: dict) -> list[tuple[dict, int]]:
     return calls[:MAX_PARALLEL_CALLS]
 
 
+# What a malformed schema (a $ref to nowhere, a bound that is not a number) raises on the way.
+BROKEN_SCHEMA = (KeyError, IndexError, TypeError, ValueError, OverflowError, ZeroDivisionError, RecursionError)
+
+
 def call_arguments(tool: dict, anchor: int, messages: list):
-    return tool_arguments(tool.get("parameters"), last_user_text(messages), anchor)
+    """The call's arguments (mock_arguments.py); ``{}`` for a schema too broken to follow, as
+    a model still answers when offered one."""
+    try:
+        return tool_arguments(tool.get("parameters"), last_user_text(messages), anchor)
+    except BROKEN_SCHEMA:
+        return {}
 
 
 def _quote(text: str) -> str:

@@ -111,6 +111,16 @@ def test_a_command_tool_gets_the_command_the_prompt_asks_to_run():
     assert calls(body("Run `ls -la` for me", [plan, exec_command])) == [("exec_command", {"cmd": "ls -la"})]
 
 
+def test_a_broken_schema_still_gets_an_answer(mock):
+    broken = [{"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}, "required": ["a"]},
+              {"type": "object", "properties": {"n": {"type": "integer", "minimum": "three"}}, "required": ["n"]}]
+    for schema in broken:
+        request = body("hello", [{"name": "f", "parameters": schema}], tool_choice="required")
+        answer = mock.post("/v1/chat/completions", json=request)
+        assert answer.status_code == 200
+        assert answer.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
 def test_named_values_quotes_and_numbers_from_the_prompt():
     schema = {"type": "object", "properties": {
         "reason": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 10},
