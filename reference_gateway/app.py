@@ -7,6 +7,7 @@ OpenAI envelopes.
     DELETE /v1/responses/{id}                     {"id", "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel              background responses only (background.py)
     POST   /v1/responses/compact                  the conversation as one item (compaction.py)
+    POST   /v1/responses/input_tokens             the input's token count (input_tokens.py)
     GET    /v1/models, /health
     WS     /v1/responses                          WebSocket mode: one response.create per turn (websocket.py)
 
@@ -35,7 +36,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from reference_gateway import observe
+from reference_gateway import input_tokens, observe
 from reference_gateway.auth import Keyring, RequireAPIKey, tenant
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
@@ -161,6 +162,11 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def compact(request: Request) -> Response:
         return JSONResponse(gateway.compact(await read_json(request, config.max_body_bytes), tenant(request)))
 
+    async def count_input_tokens(request: Request) -> Response:
+        body = await read_json(request, config.max_body_bytes)
+        counted, source = await unless_disconnected(request, gateway.count_input_tokens(body, tenant(request)))
+        return JSONResponse(counted, headers={input_tokens.SOURCE_HEADER: source})
+
     async def retrieve(request: Request) -> Response:
         return JSONResponse(gateway.retrieve(request.path_params["response_id"], tenant(request)))
 
@@ -183,6 +189,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     routes = [
         Route("/v1/responses", create, methods=["POST"]),
         Route("/v1/responses/compact", compact, methods=["POST"]),
+        Route("/v1/responses/input_tokens", count_input_tokens, methods=["POST"]),  # before {response_id}
         Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),

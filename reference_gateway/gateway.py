@@ -37,7 +37,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
 
-from reference_gateway import compaction, native, observe, translate
+from reference_gateway import compaction, input_tokens, native, observe, translate
 from reference_gateway.background import BackgroundRunner
 from reference_gateway.builtin.hosted import Hosted, hosted_tools
 from reference_gateway.builtin.loop import Builtins, ToolLoop, check_approvals
@@ -413,6 +413,25 @@ class Gateway:
             raise APIError(400, "Nothing to compact: give 'input' or 'previous_response_id'.", param="input",
                            code="missing_required_parameter")
         return compaction.compacted(compaction.expand(items))
+
+    async def count_input_tokens(self, body: object, owner: str) -> tuple[dict, str]:
+        """``POST /v1/responses/input_tokens`` (input_tokens.py): the count, and who counted
+        (``upstream`` or ``estimate``)."""
+        model_given = isinstance(body, dict) and body.get("model") is not None
+        req = input_tokens.parse_count(body, default_model=None if self.config.routes is not None else "default")
+        upstream, api_kind = self.route(req.model)
+        messages = translate.chat_messages(req.instructions, self.conversation(req, owner))
+        tools = req.tools.chat_fields(req.parallel_tool_calls).get("tools")
+        if api_kind == "chat_completions":
+            ask = {"messages": messages, "add_generation_prompt": True}
+            if model_given:
+                ask["model"] = req.model
+            if tools:
+                ask["tools"] = tools
+            count = await upstream.tokenize(ask)
+            if count is not None:
+                return input_tokens.counted(count), "upstream"
+        return input_tokens.counted(input_tokens.estimate_tokens(messages, tools)), "estimate"
 
     def retrieve(self, response_id: str, owner: str) -> dict:
         response = self.store.get(response_id, owner)
