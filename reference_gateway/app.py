@@ -2,7 +2,8 @@
 OpenAI envelopes.
 
     POST   /v1/responses                          create (streamed, non-streamed, background)
-    GET    /v1/responses/{id}                     the stored Response object, as it was sent
+    GET    /v1/responses/{id}                     the stored Response object, as it was sent; with
+                                                  ?stream=true[&starting_after=N] its events (replay.py)
     GET    /v1/responses/{id}/input_items         the input items of that request (pagination.py)
     DELETE /v1/responses/{id}                     {"id", "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel              background responses only (background.py)
@@ -36,7 +37,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from reference_gateway import input_tokens, observe
+from reference_gateway import input_tokens, observe, replay
 from reference_gateway.auth import Keyring, RequireAPIKey, tenant
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
@@ -168,6 +169,11 @@ def create_app(config: GatewayConfig) -> Starlette:
         return JSONResponse(counted, headers={input_tokens.SOURCE_HEADER: source})
 
     async def retrieve(request: Request) -> Response:
+        """GET: the stored object; with ``?stream=true[&starting_after=N]`` its events again (replay.py)."""
+        stream, starting_after = replay.wants_stream(request.query_params)
+        if stream:
+            events = gateway.replay(request.path_params["response_id"], tenant(request), starting_after)
+            return StreamingResponse(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
         return JSONResponse(gateway.retrieve(request.path_params["response_id"], tenant(request)))
 
     async def input_items(request: Request) -> Response:

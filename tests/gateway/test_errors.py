@@ -92,7 +92,6 @@ def assert_envelope(r: httpx.Response, status: int, *, code: str | None, param: 
          "tool_choice.tools[0].name", "invalid_value"),
         ({**OK, "tool_choice": {"type": "web_search"}}, "tool_choice", "unsupported_parameter"),
         ({**OK, "background": True, "store": False}, "background", "invalid_value"),
-        ({**OK, "background": True, "stream": True}, "stream", "unsupported_parameter"),
         ({**OK, "previous_response_id": "resp_x"}, "previous_response_id", "previous_response_not_found"),
         ({**OK, "previous_response_id": 5}, "previous_response_id", "invalid_type"),
         ({"model": "mock-1", "previous_response_id": "resp_x"}, "input", "missing_required_parameter"),
