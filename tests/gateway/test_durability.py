@@ -353,12 +353,12 @@ def test_kill_9_keeps_every_event_of_a_finished_stream(tmp_path):
     """Every event of a stream whose terminal event was sent is committed before it was sent
     (response_keeper.py): a kill -9 right after loses none of them, and the replay is the stream."""
     db = str(tmp_path / "gw.sqlite3")
-    with gateway(db, tmp_path) as gw, gw.client() as c:
-        with c.stream("POST", "/responses", json={"model": "mock-1", "input": "keep me", "stream": True}) as r:
-            events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: {")]
+    with gateway(db, tmp_path) as gw, gw.client() as c, \
+            c.stream("POST", "/responses", json={"model": "mock-1", "input": "keep me", "stream": True}) as r:
+        events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: {")]
         assert events[-1]["type"] in ("response.completed", "response.incomplete")
         gw.kill()
-    with gateway(db, tmp_path) as gw, gw.client() as c:
-        with c.stream("GET", f"/responses/{events[0]['response']['id']}", params={"stream": "true"}) as r:
-            replayed = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: {")]
+    with gateway(db, tmp_path) as gw, gw.client() as c, \
+            c.stream("GET", f"/responses/{events[0]['response']['id']}", params={"stream": "true"}) as r:
+        replayed = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: {")]
     assert replayed == events
