@@ -28,6 +28,9 @@ What the request asks for decides the kind of answer, in this order:
    mock_attachments.py), one word a token. Nothing is fetched.
 5. Text, as above.
 
+``POST /tokenize`` (vLLM's route, outside ``/v1``) counts chat ``messages`` as
+``usage.prompt_tokens`` counts them.
+
 Model-name directives (anything else behaves like ``mock-1``):
     mock-empty          an empty answer
     mock-error          HTTP 500 with an error envelope
@@ -587,10 +590,24 @@ def create_app() -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def tokenize(request: Request) -> Response:
+        """vLLM's ``POST /tokenize`` with chat ``messages``: ``{"count", "max_model_len", "tokens"}``,
+        counted as ``usage.prompt_tokens`` counts (the gateway's input_tokens endpoint asks it)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "The body is not JSON.")
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return _error(400, "tokenize needs 'messages' (this mock has no tokenizer for 'prompt').", param="messages")
+        count = prompt_tokens(messages)
+        return JSONResponse({"count": count, "max_model_len": CONTEXT_WINDOW, "tokens": list(range(count))})
+
     app = _MockApp(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/tokenize", tokenize, methods=["POST"]),  # vLLM's path: outside /v1
             Route("/health", health, methods=["GET"]),
         ]
     )

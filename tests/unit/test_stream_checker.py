@@ -322,7 +322,8 @@ def test_every_stream_check_is_planted():
 
     planted = {c.expect for c in CASES} | {check for _, _, check in MUTANTS.values()}
     sse_tests = {"sse.utf8", "sse.line_endings.lf", "sse.data.single_line",
-                 "sse.frame.terminated", "sse.limits"}
+                 "sse.frame.terminated", "sse.limits",
+                 "stream.replay.start", "stream.replay.matches"}  # and test_stream_replay.py
     catalogue = load_catalogue("openai").checks
     stream_checks = {c for c in catalogue if c.split(".")[0] in ("stream", "sse")
                      or c.startswith("schema.event")}
