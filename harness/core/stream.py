@@ -470,8 +470,15 @@ class StreamChecker:
         for i, (a, b) in enumerate(zip(output, items)):
             if a != b:
                 if isinstance(a, dict) and isinstance(b, dict):
-                    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-                    return (f"item {i} differs in {keys}",
+                    # A key present in one and absent from the other differs even when its
+                    # value is null (absent and null are apart in JSON and in the
+                    # Open Responses schemas): name it, and say on which side it is missing.
+                    keys = sorted(k for k in set(a) | set(b)
+                                  if (k in a) != (k in b) or a.get(k) != b.get(k))
+                    absent = [f"{k} absent from the {'streamed item' if k in a else 'output'}"
+                              for k in keys if (k in a) != (k in b)]
+                    more = f" ({'; '.join(absent)})" if absent else ""
+                    return (f"item {i} differs in {keys}{more}",
                             f"$.response.output[{i}].{keys[0]}" if keys else f"$.response.output[{i}]")
                 return f"item {i} differs", f"$.response.output[{i}]"
         return "equal", "$.response.output"

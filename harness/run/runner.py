@@ -189,15 +189,22 @@ def _resumes(path: str, original: Any, judged_by_step: dict[str, Judged]
 
 def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
                  profile: str, catalogue: Catalogue, transport_name: str = "http",
-                 ws_options: dict[str, Any] | None = None) -> ScenarioOutcome:
+                 ws_options: dict[str, Any] | None = None,
+                 ws: WebSocketTransport | None = None) -> ScenarioOutcome:
     """Run one scenario. Its create steps go over WebSocket when ``transport_name`` is "ws" or
     the scenario says ``transport: ws`` (its sockets are closed when it ends); ``ws_options``
-    are WebSocketTransport's keyword options (deadline, caps)."""
+    are WebSocketTransport's keyword options (deadline, caps). ``ws``: the WebSocket transport
+    to use instead of opening one (harness/run/replay.py hands in the recorded turns; like
+    ``transport``, anything with the same method will do)."""
     if scenario.transport == "ws" or transport_name == "ws":
-        with WebSocketTransport(target.base_url, api_key=target.api_key,
-                                **(ws_options or {})) as ws:
+        if ws is not None:
             out = _run_scenario(scenario, target, transport, ws, profile=profile,
                                 catalogue=catalogue)
+        else:
+            with WebSocketTransport(target.base_url, api_key=target.api_key,
+                                    **(ws_options or {})) as opened:
+                out = _run_scenario(scenario, target, transport, opened, profile=profile,
+                                    catalogue=catalogue)
         out.transport = "ws"
         return out
     return _run_scenario(scenario, target, transport, None, profile=profile,
