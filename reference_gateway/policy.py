@@ -115,7 +115,8 @@ RULES: tuple[Rule, ...] = (
          _tool("web_search", search_context_size="high")),
     *(Rule("tools[].type", kind, REFUSED, "no such tool here: the model would be denied it silently",
            _tool(kind)) for kind in ("file_search", "computer", "computer_use_preview", "image_generation",
-                                     "local_shell", "shell", "custom", "tool_search", "apply_patch")),
+                                     "local_shell", "shell", "custom", "tool_search", "apply_patch",
+                                     "programmatic_tool_calling")),
     Rule("tool_choice", None, HONOURED, "`auto`/`none`/`required`, a function, `allowed_tools` (enforced), "
          "a built-in tool", {"tool_choice": "none"}),
     Rule("parallel_tool_calls", None, HONOURED, "sent upstream", {"parallel_tool_calls": False}),
