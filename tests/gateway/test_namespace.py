@@ -31,7 +31,7 @@ def test_a_namespaced_call_comes_back_with_its_namespace_and_its_output_goes_bac
     _, _, events = stream(client, body)
     done = [e for e in events if e["type"] == "response.output_item.done"][-1]["item"]
     assert (done["name"], done["namespace"]) == ("spawn", "agents")
-    args_done = [e for e in events if e["type"] == "response.function_call_arguments.done"][0]
+    args_done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
     assert args_done["name"] == "spawn"
     # stateless follow-up: the call and its output, as Codex sends them
     follow = {"model": "mock-echo", "tools": [PLAIN, NAMESPACE], "input": [
