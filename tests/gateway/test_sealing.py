@@ -146,3 +146,17 @@ def test_a_tampered_compaction_item_is_a_400(client):
     r = client.post("/responses", json={"model": "mock-1", "input": [*compacted["output"][:-1], item]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_encrypted_content"
     assert r.json()["error"]["param"] == "input[1].encrypted_content"
+
+
+def test_workers_share_the_seal_key_of_the_config_they_are_handed(tmp_path):
+    """--workers N: worker.py pickles the config for its workers; the random key travels in it."""
+    import os
+
+    from reference_gateway.worker import read_handoff, write_handoff
+
+    config = GatewayConfig(upstream_url="http://127.0.0.1:1/v1")
+    path = write_handoff(config, tmp_path, parent_pid=os.getpid())
+    assert read_handoff(path)["config"].seal_key == config.seal_key
+    assert GatewayConfig(upstream_url="http://127.0.0.1:1/v1").seal_key != config.seal_key
+    with pytest.raises(ValueError, match="seal_key"):
+        GatewayConfig(upstream_url="http://127.0.0.1:1/v1", seal_key=b"short")
