@@ -119,10 +119,9 @@ class Emitter:
     def start(self) -> list[dict]:
         self._expect(State.IDLE)
         self.state = State.STARTED
-        return [
-            self._event("response.created", response=self._snapshot()),
-            self._event("response.in_progress", response=self._snapshot()),
-        ]
+        created = self._event("response.created", response=self._snapshot())  # queued, for a background one
+        self.response["status"] = "in_progress"
+        return [created, self._event("response.in_progress", response=self._snapshot())]
 
     # -- text-like items (reasoning, message) -------------------------------------------------
 

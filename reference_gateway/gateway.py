@@ -38,13 +38,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
 
-from reference_gateway import (
-    compaction,
-    encrypted_reasoning,
-    native,
-    observe,
-    translate,
-)
+from reference_gateway import compaction, encrypted_reasoning, input_tokens, native, observe, replay, translate
 from reference_gateway.background import BackgroundRunner
 from reference_gateway.builtin.hosted import Hosted, hosted_tools
 from reference_gateway.builtin.loop import Builtins, ToolLoop, check_approvals
@@ -137,7 +131,7 @@ async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep
     try:
         async for event in body:
             if event["type"] == "response.created":
-                await keep.opened(event["response"])
+                await keep.opened(event["response"], event)
             else:
                 keep.grew(event)
             yield event
@@ -146,13 +140,12 @@ async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep
             raise
         log.exception("stream of %s failed", emitter.response["id"])
         events = emitter.fail("The gateway had an internal error.")
-        await keep(emitter.response)
+        await keep(emitter.response, events)
         for event in events:
             yield event
     except BaseException:  # CancelledError or GeneratorExit: the client went away
         if emitter.running:
-            emitter.fail("The client disconnected before the response finished.")
-            keep.soon(emitter.response)
+            keep.soon(emitter.response, emitter.fail("The client disconnected before the response finished."))
         raise
     finally:
         await body.aclose()
@@ -165,7 +158,7 @@ async def kept_when_final(events: AsyncIterator[dict], source: Emitter | native.
     kept = False
     async for event in events:
         if not kept and event["type"] in FINAL_EVENTS:
-            await keep(source.response)
+            await keep(source.response, [event])
             kept = True
         yield event
 
@@ -233,6 +226,9 @@ class ToolLoopAnswer:
     async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
         """Stored once, when final: before its ``error`` or terminal event is sent (and
         through ``ended``)."""
+        if turn.req.background:
+            raise APIError(400, "Background responses with built-in tools are not supported by this gateway.",
+                           param="background", code="unsupported_parameter")
         loop = self.loop(turn)
         return ended(kept_when_final(loop.events(), loop.emitter, turn.keep), loop.emitter,
                      turn.keep), nothing_to_close
@@ -259,10 +255,17 @@ class ChatAnswer:
         return response
 
     async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+        """A background stream (``background`` with ``stream``) runs as the background runner's
+        task, whoever listens: the client reads its feed (response_feed.py) and may go away
+        and come back (``GET ?stream=true&starting_after=N``, replay.py) while it runs on."""
         opened = await turn.upstream.open_stream(translate.chat_request(turn.req, turn.messages, stream=True),
                                                  truncation=turn.req.truncation)
         emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split)
-        return ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep), opened.aclose
+        events = ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep)
+        if turn.req.background:
+            feed = self.background.start_stream(turn.response["id"], events, opened.aclose, owner=turn.owner)
+            return feed.follow(), nothing_to_close
+        return events, opened.aclose
 
     @staticmethod
     async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[dict]:
@@ -293,7 +296,7 @@ class ChatAnswer:
                                           code="upstream_error")
                 else:
                     events = emitter.finish(finish_reason, chat_usage)
-            await keep(emitter.response)  # stored before the terminal event: a GET right after sees it
+            await keep(emitter.response, events)  # stored before the terminal event: a GET right after sees it
             for event in events:
                 yield event
         finally:
@@ -440,11 +443,44 @@ class Gateway:
                            code="missing_required_parameter")
         return compaction.compacted(items, self.sealer, owner)
 
+    async def count_input_tokens(self, body: object, owner: str) -> tuple[dict, str]:
+        """``POST /v1/responses/input_tokens`` (input_tokens.py): the count, and who counted
+        (``upstream`` or ``estimate``)."""
+        model_given = isinstance(body, dict) and body.get("model") is not None
+        req = input_tokens.parse_count(body, default_model=None if self.config.routes is not None else "default")
+        upstream, api_kind = self.route(req.model)
+        messages = translate.chat_messages(req.instructions, self.conversation(req, owner))
+        tools = req.tools.chat_fields(req.parallel_tool_calls).get("tools")
+        if api_kind == "chat_completions":
+            ask = {"messages": messages, "add_generation_prompt": True}
+            if model_given:
+                ask["model"] = req.model
+            if tools:
+                ask["tools"] = tools
+            count = await upstream.tokenize(ask)
+            if count is not None:
+                return input_tokens.counted(count), "upstream"
+        return input_tokens.counted(input_tokens.estimate_tokens(messages, tools)), "estimate"
+
     def retrieve(self, response_id: str, owner: str) -> dict:
         response = self.store.get(response_id, owner)
         if response is None:
             raise not_found(response_id)
         return response
+
+    def replay(self, response_id: str, owner: str, starting_after: int) -> AsyncIterator[dict]:
+        """``GET /v1/responses/{id}?stream=true`` (replay.py): the events after
+        ``starting_after``, from the live feed of a background stream running here, else from
+        the store. Refusals (404, 400 ``stream_not_available``) are raised here, before any event."""
+        body = self.store.get(response_id, owner)
+        if body is None:
+            raise not_found(response_id)
+        feed = self.background.feed(response_id, owner)
+        if feed is not None:
+            return replay.from_feed(feed, starting_after)
+        if not self.store.has_events(response_id, owner):
+            raise replay.not_streamed(response_id)
+        return replay.from_store(self.store, response_id, owner, starting_after)
 
     def input_items(self, response_id: str, owner: str, query: Mapping[str, str]) -> dict:
         record = self.store.record(response_id, owner)

@@ -447,9 +447,6 @@ def parse_create(body: Any) -> CreateRequest:
     background = bool(_optional(body, "background", bool, "a boolean"))
     if background and not store:
         raise invalid("'background' requires 'store' to be true.", param="background")
-    if background and stream:
-        # Streaming a background response (and resuming it by sequence_number) is not built.
-        raise unsupported("stream", "streaming a background response")
     text_format, verbosity = _text(body)
     effort, summary = _reasoning(body)
     if text_format["type"] == "json_schema":

@@ -9,13 +9,11 @@ output; the items before it were finished before the upstream moved on (a messag
 calls, every call but the last), so they are ``completed`` (the checker's
 ``spec.item.incomplete_last``, SHOULD).
 
-URLs in input: the gateway never fetches a URL a client sends. Content parts that carry one
-(``input_image`` with ``image_url``, ``input_file`` with ``file_url``) - like every non-text
-part - are refused before anything is sent upstream (input_items.py: 400
-``unsupported_parameter`` naming ``input[i].content[j].type``), so neither the gateway nor the
-upstream is ever asked to fetch one through it. The only URL the gateway calls is its configured
-upstream. Were image parts supported one day, their URLs would be passed to the upstream as
-chat ``image_url`` parts untouched, still never fetched here (no SSRF through the gateway).
+URLs in input: the gateway never fetches a URL a client sends. An ``input_image``'s
+``image_url`` (a URL or a data URL) is passed to the upstream untouched as a chat ``image_url``
+part; an ``input_file`` travels as its ``file_data``, and ``file_url`` is refused with 400
+before anything is sent (content_parts.py). The only URL the gateway calls is its configured
+upstream; whether that upstream fetches an image URL is its own policy.
 """
 
 from __future__ import annotations
@@ -24,11 +22,8 @@ import json
 import time
 from collections.abc import Callable
 
-from reference_gateway.builtin.hosted import (
-    CODE_FUNCTION,
-    SEARCH_FUNCTION,
-    mcp_function_name,
-)
+from reference_gateway.builtin.hosted import CODE_FUNCTION, SEARCH_FUNCTION, mcp_function_name
+from reference_gateway.content_parts import chat_content
 from reference_gateway.errors import invalid
 from reference_gateway.ids import new_id
 from reference_gateway.params import CreateRequest
@@ -68,7 +63,7 @@ def chat_messages(instructions: str | None, context: list[dict]) -> list[dict]:
     for item in context:  # sealed blobs already opened (Gateway.conversation)
         kind = item["type"]
         if kind == "message":
-            messages.append({"role": item["role"], "content": _content_text(item["content"])})
+            messages.append({"role": item["role"], "content": chat_content(item["content"])})
         elif kind == "function_call":
             call = {"id": item["call_id"], "type": "function",
                     "function": {"name": namespaced_name(item.get("namespace"), item["name"]),

@@ -139,6 +139,39 @@ def _same_as(name: str, a: Answer) -> None:
                    path=f"$.{keys[0]}" if keys else "$", expected=None, actual=keys)
 
 
+def _replays(name: str, a: Answer) -> None:
+    """A replay (``GET ?stream=true[&starting_after=N]``) repeats the stream of step ``name``:
+    each replayed event equals the original event with its sequence_number, and a replay of a
+    finished stream goes on to its last event. Where it starts is stream.replay.start's."""
+    a.log.apply("stream.replay.matches")
+    earlier = a.earlier.get(name)
+    original = {e.get("sequence_number"): e for e in (earlier.events or [])} if earlier else {}
+    replayed = a.judged.events or []
+    if a.judged.kind != "stream":
+        a.log.fail("stream.replay.matches", f"the replay of step {name!r} is not an event stream "
+                   f"({a.judged.kind})", expected="text/event-stream")
+        return
+    for index, event in enumerate(replayed):
+        seq = event.get("sequence_number")
+        if seq not in original:
+            if earlier is not None and earlier.terminal_type is not None:
+                a.log.fail("stream.replay.matches", f"replayed event {index} has sequence_number {seq!r}, "
+                           f"which step {name!r}'s stream does not have", frame=index, actual=seq)
+                return
+            continue  # the original was cut before it: nothing to compare with
+        if event != original[seq]:
+            keys = sorted(k for k in set(event) | set(original[seq]) if event.get(k) != original[seq].get(k))
+            a.log.fail("stream.replay.matches", f"replayed event {seq} ({event.get('type')}) differs from the "
+                       f"original in {keys}", frame=index, sequence_number=seq, path=f"$.{keys[0]}" if keys else "$")
+            return
+    if earlier is not None and earlier.terminal_type is not None and earlier.events:
+        last = earlier.events[-1].get("sequence_number")
+        got = replayed[-1].get("sequence_number") if replayed else None
+        if replayed and got != last:
+            a.log.fail("stream.replay.matches", f"the replay stops at sequence_number {got!r}; the original "
+                       f"went on to {last!r}", expected=last, actual=got)
+
+
 def _tool_calls(want: dict[str, Any], a: Answer) -> None:
     a.log.apply("tools.choice")
     names = [it.get("name") for _, it in function_calls(a.response)]
@@ -276,6 +309,7 @@ WHEN_ACCEPTED: dict[str, Handler] = {
     "terminal_event": _terminal_event,        # the stream's terminal event type
     "echo": _echo,                            # fields the Response must echo (deep subset)
     "same_as": _same_as,                      # equals that earlier step's Response (GET)
+    "replays": _replays,                      # a GET ?stream=true replays that step's stream
     "tool_calls": _tool_calls,                # {min, max, names} of function_call items
     "namespaced_calls": _namespaced_calls,    # {namespace, names}: every call is to one of them
     "encrypted_reasoning": _encrypted_reasoning,  # every reasoning item has encrypted_content

@@ -35,6 +35,10 @@ def assert_envelope(r: httpx.Response, status: int, *, code: str | None, param: 
         ({**OK, "input": [{"role": "robot", "content": "x"}]}, "input[0].role", "invalid_value"),
         ({**OK, "input": [{"role": "user", "content": 1}]}, "input[0].content", "invalid_type"),
         ({**OK, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+         "input[0].content[0].image_url", "invalid_value"),
+        ({**OK, "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]},
+         "input[0].content[0].file_id", "unsupported_parameter"),
+        ({**OK, "input": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
          "input[0].content[0].type", "unsupported_parameter"),
         ({**OK, "input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input", "invalid_value"),
         ({**OK, "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type", "unsupported_parameter"),
@@ -100,7 +104,6 @@ def assert_envelope(r: httpx.Response, status: int, *, code: str | None, param: 
          "tool_choice.tools[0].name", "invalid_value"),
         ({**OK, "tool_choice": {"type": "web_search"}}, "tool_choice", "unsupported_parameter"),
         ({**OK, "background": True, "store": False}, "background", "invalid_value"),
-        ({**OK, "background": True, "stream": True}, "stream", "unsupported_parameter"),
         ({**OK, "previous_response_id": "resp_x"}, "previous_response_id", "previous_response_not_found"),
         ({**OK, "previous_response_id": 5}, "previous_response_id", "invalid_type"),
         ({"model": "mock-1", "previous_response_id": "resp_x"}, "input", "missing_required_parameter"),
@@ -121,8 +124,8 @@ def test_bad_input_is_400_naming_the_field(client, target, body, param, code):
 
 
 @pytest.mark.parametrize("body, message", [
-    ({**OK, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
-     "content part type 'input_image' is not supported by this gateway."),
+    ({**OK, "input": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+     "content part type 'input_audio' is not supported by this gateway."),
     ({**OK, "tools": [{"type": "computer_use_preview"}]}, "tools of type 'computer_use_preview' is not supported "
      "by this gateway."),
     ({**OK, "top_logprobs": 3}, "'top_logprobs' is not supported by this gateway."),
