@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from harness import __version__
 from harness.core.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report import clients_table
 from harness.report.comparison import NOT_JUDGED, Cell, Comparison, Feature, Row, Run, score_text
 from harness.report.html import FILTER_JS
 
@@ -202,6 +203,7 @@ def render(comparison: Comparison) -> str:
         "<h2>Score per feature<small>(scenario, check) results of each feature's scenarios"
         "</small></h2>",
         _scores(comparison),
+        clients_table.comparison_html([r.label for r in runs], [r.summary for r in runs]),
         '<nav class="filters" hidden><button data-f="all" aria-pressed="true">All rows</button>'
         '<button data-f="dis" aria-pressed="false">Disagreements</button>'
         '<button data-f="bad" aria-pressed="false">Failed or refused somewhere</button>'

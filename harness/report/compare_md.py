@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness import __version__
 from harness.core.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report import clients_table
 from harness.report.comparison import NOT_JUDGED, Cell, Comparison, Row, score_text
 from harness.report.markdown import _code, _md  # the escaping report.md uses
 
@@ -58,6 +59,8 @@ def render(comparison: Comparison) -> str:
                    + f" | {f.disagreements or ''} |")
     out.append("| **total** | " + " | ".join(f"**{score_text(c)}**" for c in comparison.total_scores())
                + f" | **{n}** |")
+
+    out += clients_table.comparison_markdown([r.label for r in runs], [r.summary for r in runs])
 
     for f in comparison.features:
         out += ["", f"## {_md(f.name)}", ""]
