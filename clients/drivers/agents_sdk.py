@@ -40,8 +40,13 @@ def _cut(text: str) -> str:
 
 
 async def drive(base_url: str, model_name: str, api_key: str, deadline_s: float) -> list[dict]:
-    from agents import (Agent, OpenAIResponsesModel, Runner, function_tool,
-                        set_tracing_disabled)
+    from agents import (
+        Agent,
+        OpenAIResponsesModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
     from openai import AsyncOpenAI
 
     set_tracing_disabled(True)
@@ -66,7 +71,7 @@ async def drive(base_url: str, model_name: str, api_key: str, deadline_s: float)
             error = await asyncio.wait_for(body(), deadline_s)
         except TimeoutError:
             error = f"no answer within {deadline_s:g} s"
-        except Exception as exc:  # the client's own error is the finding
+        except Exception as exc:  # noqa: BLE001 (the client's own error is the finding)
             error = f"{type(exc).__name__}: {exc}"
         steps.append({"step": name, "status": "fail" if error else "pass",
                       "duration_s": round(time.monotonic() - started, 3),

@@ -137,7 +137,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="respcheck-codex-work-"))
     try:
         (home / "config.toml").write_text(config_toml(a.base_url.rstrip("/"), a.model))
-        run = dict(home=home, cwd=work, api_key=a.api_key or "respcheck", deadline_s=a.deadline)
+        run = {"home": home, "cwd": work, "api_key": a.api_key or "respcheck",
+               "deadline_s": a.deadline}
         thread = None
         for step, args, need_command in (("text", [TEXT_PROMPT], False),
                                          ("tool", [TOOL_PROMPT], True),

@@ -284,6 +284,9 @@ def cmd_clients(args: argparse.Namespace) -> int:
         for entry in entries:
             print(real_clients.describe(entry))
         t = summary["clients_totals"]
+        if t[SKIP] == len(entries):
+            raise UsageError(f"none of the clients ({', '.join(c.name for c in chosen)}) is "
+                             f"installed here: {real_clients.INSTALL_HINT}")
         failed = t[FAIL] > 0
         print(f"{'FAIL' if failed else 'PASS'}: clients against {target.name}: {t[PASS]} pass, "
               f"{t[FAIL]} fail, {t[SKIP]} skip")

@@ -114,14 +114,16 @@ def _skipped(client: Client, reason: str) -> dict:
 
 
 def run_client(client: Client, target: Target, *, step_deadline_s: float = DEFAULT_STEP_DEADLINE_S,
-               root: Path = ROOT) -> dict:
-    """Run one client's driver against ``target``; its ``clients`` entry (module docstring)."""
+               root: Path | None = None, slack_s: float = DRIVER_SLACK_S) -> dict:
+    """Run one client's driver against ``target``; its ``clients`` entry (module docstring).
+    ``root``: where clients/ and .venv-clients/ are (default ROOT, the checkout)."""
+    root = ROOT if root is None else root
     command = client.command(root)
     if command is None:
         return _skipped(client, f"{client.name} is not installed: {INSTALL_HINT}")
     args = [*command, "--base-url", target.base_url, "--model", target.model,
             "--api-key", target.api_key or PLACEHOLDER_API_KEY, "--deadline", f"{step_deadline_s:g}"]
-    limit = step_deadline_s * len(STEPS) + DRIVER_SLACK_S
+    limit = step_deadline_s * len(STEPS) + slack_s
     started = time.monotonic()
     proc = subprocess.Popen(args, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -155,7 +157,7 @@ def run_client(client: Client, target: Target, *, step_deadline_s: float = DEFAU
 
 
 def run_clients(target: Target, clients: list[Client], *,
-                step_deadline_s: float = DEFAULT_STEP_DEADLINE_S, root: Path = ROOT,
+                step_deadline_s: float = DEFAULT_STEP_DEADLINE_S, root: Path | None = None,
                 progress: Callable[[dict], None] | None = None) -> list[dict]:
     """Each client in turn against ``target``; the ``clients`` list of summary.json."""
     out = []
