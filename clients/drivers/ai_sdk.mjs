@@ -38,7 +38,7 @@ const result = { client: CLIENT, version: null, status: "fail", steps: [], error
 let ai, openaiProvider, z;
 try {
   result.version = JSON.parse(readFileSync(require.resolve("ai/package.json"), "utf8")).version +
-    " / @ai-sdk/openai " + JSON.parse(readFileSync(require.resolve("@ai-sdk/openai/package.json"), "utf8")).version;
+    " (@ai-sdk/openai " + JSON.parse(readFileSync(require.resolve("@ai-sdk/openai/package.json"), "utf8")).version + ")";
   ai = await import("ai");
   openaiProvider = await import("@ai-sdk/openai");
   z = (await import("zod")).z;
