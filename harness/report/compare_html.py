@@ -92,6 +92,10 @@ def _target_row(run: Run, comparison: Comparison) -> str:
         ok = new_must == 0
         verdict = ("PASS" if ok else "FAIL") + f"<br><small>{new_must} new MUST, " \
             f"{_e(baseline.get('known_failures', 0))} known</small>"
+    elif not s.get("results") and clients_table.verdict(s):
+        ok, line = clients_table.verdict(s)  # `respcheck clients`: no scenario was run
+        verdict = ("PASS" if ok else "FAIL") + \
+            f"<br><small>{_e(line.split(': ', 2)[1].split(';')[0])}</small>"
     else:
         n = run.must_failures()
         ok = n == 0

@@ -32,6 +32,9 @@ def _verdict(run) -> str:
         new_must = sum(1 for f in baseline.get("new_failures") or [] if f.get("level") == MUST)
         word = "PASS" if not new_must else "FAIL"
         return f"**{word}** ({new_must} new MUST, {_md(baseline.get('known_failures', 0))} known)"
+    if not run.summary.get("results") and clients_table.verdict(run.summary):
+        ok, line = clients_table.verdict(run.summary)  # `respcheck clients`: no scenario run
+        return f"**{'PASS' if ok else 'FAIL'}** ({_md(line.split(': ', 2)[1].split(';')[0])})"
     n = run.must_failures()
     return f"**{'PASS' if not n else 'FAIL'}** ({n} MUST failed)"
 

@@ -85,3 +85,5 @@ def test_two_targets_compare_with_a_column_group_per_client(capsys, tmp_path):
     md = (tmp_path / "comparison.md").read_text()
     assert "| target | openai-node text | openai-node tool | openai-node follow_up | " \
            "openai-node verdict |" in md
+    assert "| **PASS** (clients 1 pass, 0 fail, 0 skip) |" in md  # the clients', not the suite's
+    assert "PASS<br><small>clients 1 pass, 0 fail, 0 skip</small>" in page
