@@ -10,10 +10,12 @@ Prints one JSON line: {"client", "version", "status", "steps": [{"step", "status
 
   text       ``Runner.run`` of an agent without tools; passes on a non-empty final output.
   tool       ``Runner.run_streamed`` of an agent with a ``@function_tool`` get_weather, asked to
-             call it; passes when the tool ran (a tool call item and its output item) and the run
-             ended in a non-empty final output.
-  follow_up  ``Runner.run`` with ``previous_response_id`` = the tool run's last response id;
-             passes on a non-empty final output.
+             call it, ``tool_choice="required"`` (the SDK resets it to auto once the tool ran, so
+             the run ends: the server's tool plumbing is judged, not whether the model would
+             have chosen the tool); passes when the tool ran (a tool call item and its output
+             item) and the run ended in a non-empty final output.
+  follow_up  ``Runner.run`` with ``previous_response_id`` = the tool run's last response id (the
+             text step's when the tool run left none); passes on a non-empty final output.
 
 The first error is the SDK's own exception, as ``ClassName: message``.
 """
@@ -42,6 +44,7 @@ def _cut(text: str) -> str:
 async def drive(base_url: str, model_name: str, api_key: str, deadline_s: float) -> list[dict]:
     from agents import (
         Agent,
+        ModelSettings,
         OpenAIResponsesModel,
         Runner,
         function_tool,
@@ -62,7 +65,7 @@ async def drive(base_url: str, model_name: str, api_key: str, deadline_s: float)
 
     plain = Agent(name="respcheck", instructions="You are concise.", model=model)
     with_tool = Agent(name="respcheck-tools", instructions="Use tools when asked.", model=model,
-                      tools=[get_weather])
+                      tools=[get_weather], model_settings=ModelSettings(tool_choice="required"))
     steps: list[dict] = []
 
     async def step(name: str, body) -> None:
@@ -81,13 +84,14 @@ async def drive(base_url: str, model_name: str, api_key: str, deadline_s: float)
 
     async def text():
         result = await Runner.run(plain, TEXT_PROMPT)
+        last["id"] = result.last_response_id
         return None if str(result.final_output or "").strip() else "empty final output"
 
     async def tool():
         result = Runner.run_streamed(with_tool, TOOL_PROMPT)
         async for _ in result.stream_events():
             pass
-        last["id"] = result.last_response_id
+        last["id"] = result.last_response_id or last.get("id")
         kinds = {item.type for item in result.new_items}
         if not ran or "tool_call_output_item" not in kinds:
             return "the agent did not call get_weather (no tool call in the run)"
@@ -97,7 +101,7 @@ async def drive(base_url: str, model_name: str, api_key: str, deadline_s: float)
 
     async def follow_up():
         if not last.get("id"):
-            return "the tool step left no response id to continue from"
+            return "no earlier step left a response id to continue from"
         result = await Runner.run(plain, FOLLOW_UP_PROMPT, previous_response_id=last["id"])
         return None if str(result.final_output or "").strip() else "empty final output"
 

@@ -8,11 +8,14 @@
 //
 //   text       generateText with a plain prompt; passes on non-empty text.
 //   tool       streamText with a get_weather tool (zod input schema, execute) and
-//              stopWhen: stepCountIs(3), asked to call it; passes when the tool executed and the
-//              last step answered in text.
+//              stopWhen: stepCountIs(3), asked to call it, toolChoice "required" on the first
+//              step and "auto" after (prepareStep): the server's tool plumbing is judged, not
+//              whether the model would have chosen the tool; passes when the tool executed and
+//              the last step answered in text.
 //   follow_up  generateText with the conversation so far (the SDK's own history: the tool
-//              step's response messages, which it sends back as item references or items) plus
-//              a new user message; passes on non-empty text.
+//              step's response messages, or the text step's when the tool step left none, which
+//              it sends back as item references or items) plus a new user message; passes on
+//              non-empty text.
 //
 // The first error is the SDK's own (`APICallError: ...`, with the server's message).
 import { readFileSync } from "node:fs";
@@ -76,13 +79,16 @@ async function step(name, body) {
 
 let history = null;
 await step("text", async (abortSignal) => {
-  const r = await ai.generateText({ model, prompt: TEXT_PROMPT, maxRetries: 0, abortSignal });
+  const messages = [{ role: "user", content: TEXT_PROMPT }];
+  const r = await ai.generateText({ model, messages, maxRetries: 0, abortSignal });
+  history = [...messages, ...r.response.messages];
   return r.text.trim() ? null : "empty text";
 });
 await step("tool", async (abortSignal) => {
   let streamError = null;
   const messages = [{ role: "user", content: TOOL_PROMPT }];
   const r = ai.streamText({ model, messages, tools, stopWhen: ai.stepCountIs(3), maxRetries: 0,
+    toolChoice: "required", prepareStep: ({ stepNumber }) => (stepNumber > 0 ? { toolChoice: "auto" } : {}),
     abortSignal, onError: ({ error }) => { streamError ??= error; } });
   let text;
   try { text = await r.text; } catch (e) { throw streamError ?? e; }
@@ -93,7 +99,7 @@ await step("tool", async (abortSignal) => {
   return null;
 });
 await step("follow_up", async (abortSignal) => {
-  if (!history) return "the tool step left no history to continue from";
+  if (!history) return "no earlier step left a history to continue from";
   const r = await ai.generateText({ model, tools, maxRetries: 0, abortSignal,
     messages: [...history, { role: "user", content: FOLLOW_UP_PROMPT }] });
   return r.text.trim() ? null : "empty text";

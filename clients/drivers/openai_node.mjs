@@ -7,12 +7,14 @@
 // "error"} (harness/run/clients.py reads it). `new OpenAI({baseURL, maxRetries: 0})`:
 //
 //   text       responses.create with a plain prompt; passes on a non-empty output_text.
-//   tool       responses.stream with a get_weather function tool, asked to call it, its
-//              finalResponse() holding a function_call; then responses.create with
-//              previous_response_id and the function_call_output; passes when that answers in
-//              text.
-//   follow_up  responses.create with previous_response_id = the tool round's answer and a new
-//              user message; passes on a non-empty output_text.
+//   tool       responses.stream with a get_weather function tool, asked to call it,
+//              tool_choice "required" (the server's tool plumbing is judged, not whether the
+//              model would have chosen the tool), its finalResponse() holding a function_call;
+//              then responses.create with previous_response_id and the function_call_output;
+//              passes when that answers in text.
+//   follow_up  responses.create with previous_response_id = the tool round's answer (the text
+//              step's when the tool round left none) and a new user message; passes on a
+//              non-empty output_text.
 //
 // The first error is the SDK's own (`BadRequestError: 400 ...`).
 import { readFileSync } from "node:fs";
@@ -64,11 +66,12 @@ async function step(name, body) {
 let lastId = null;
 await step("text", async () => {
   const r = await client.responses.create({ model: a.model, input: TEXT_PROMPT, max_output_tokens: 256 });
+  lastId = r.id;
   return r.output_text?.trim() ? null : "empty output_text";
 });
 await step("tool", async () => {
   const stream = client.responses.stream({ model: a.model, input: TOOL_PROMPT, tools: TOOLS,
-    max_output_tokens: 256 });
+    tool_choice: "required", max_output_tokens: 256 });
   const first = await stream.finalResponse();
   const call = first.output.find((item) => item.type === "function_call");
   if (!call) return "the model did not call get_weather (no function_call in the output)";
@@ -79,7 +82,7 @@ await step("tool", async () => {
   return answer.output_text?.trim() ? null : "empty output_text after the function_call_output";
 });
 await step("follow_up", async () => {
-  if (!lastId) return "the tool step left no response id to continue from";
+  if (!lastId) return "no earlier step left a response id to continue from";
   const r = await client.responses.create({ model: a.model, previous_response_id: lastId,
     input: FOLLOW_UP_PROMPT, max_output_tokens: 256 });
   return r.output_text?.trim() ? null : "empty output_text";
