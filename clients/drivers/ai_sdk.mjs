@@ -93,7 +93,13 @@ await step("tool", async (abortSignal) => {
   let text;
   try { text = await r.text; } catch (e) { throw streamError ?? e; }
   if (streamError) throw streamError;
-  if (!ran.length) return "the model did not call get_weather (no tool call in the run)";
+  if (!ran.length) {
+    // The SDK's own reason, when it refused the call (AI_InvalidToolInputError: arguments that
+    // do not satisfy the tool's schema are never executed).
+    const refused = (await r.steps).flatMap((st) => st.content).find((p) => p.type === "tool-error");
+    return refused ? `the tool call was not executed: ${describe(refused.error)}`
+      : "the model did not call get_weather (no tool call in the run)";
+  }
   if (!text.trim()) return "empty text after the tool result";
   history = [...messages, ...(await r.response).messages];
   return null;
