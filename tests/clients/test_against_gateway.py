@@ -2,11 +2,10 @@
 turn, a tool round and a follow-up must pass; a failing client fails this test with the client's
 own error (the driver's first error, quoted in the assertion message).
 
-Until the gateway accepts what Codex sends (client_metadata, include
-reasoning.encrypted_content, namespace tools, web_search fields, reasoning.summary: branch
-`accept`), Codex fails here with the gateway's 400; that test is a strict xfail, to be removed
-when `accept` merges. The AI SDK's follow-up sends its history as `item_reference` items, which
-the gateway refuses today (reports/clients.md): also a strict xfail, with that reason.
+The AI SDK's follow-up sends its history as `item_reference` items, which the gateway refuses
+today (reports/clients.md): a strict xfail, with that reason, so the day the gateway takes them
+this test says to remove it. (Codex was one too until branch `accept` made the gateway take its
+client_metadata, include, namespace tools, web_search fields and reasoning.summary.)
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from harness.run import clients as real_clients
 
 BY_NAME = {c.name: c for c in real_clients.CLIENTS}
 XFAIL = {
-    "codex": "until branch accept merges",
     "ai-sdk": "the gateway refuses input item_reference, which the AI SDK sends for the stored "
               "history of a follow-up turn (reports/clients.md)",
 }

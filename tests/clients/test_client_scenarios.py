@@ -4,8 +4,7 @@ bump of a client without a new capture fails here. clients/to_scenario.py is tes
 recording: model and earlier responses' ids become references, the rest is kept as sent.
 
 Every bundled scenario must pass against the reference gateway (tests/plugin). A capture the
-gateway still refuses waits in clients/captures/ (today Codex's and the AI SDK's:
-reports/clients.md); the last test here runs them against the gateway and fails as soon as one
+gateway still refuses waits in clients/captures/ (today the AI SDK's: reports/clients.md); the last test here runs them against the gateway and fails as soon as one
 passes, saying to move it into suites/scenarios/clients/."""
 
 from __future__ import annotations

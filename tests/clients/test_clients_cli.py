@@ -43,14 +43,15 @@ def test_clients_command_writes_clients_into_summary_and_reports(capsys, tmp_pat
 
 
 def test_a_failing_client_exits_1_and_names_its_error(capsys, tmp_path):
-    require_installed(BY_NAME["codex"])  # Codex's request is refused today (branch accept)
-    code = main(["clients", "--client", "codex", "--report-dir", str(tmp_path)])
+    require_installed(BY_NAME["ai-sdk"])  # its follow-up's item_reference is refused today
+    code = main(["clients", "--client", "ai-sdk", "--report-dir", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     [entry] = summary["clients"]
     if entry["status"] == "pass":
-        pytest.skip("the gateway accepts Codex now: nothing fails here")
+        pytest.skip("the gateway takes the AI SDK's item_reference now: nothing fails here")
     assert code == 1
-    assert entry["error"] and entry["error"] in capsys.readouterr().out
+    assert entry["error"].startswith("follow_up: AI_APICallError: ")
+    assert entry["error"] in capsys.readouterr().out
 
 
 def test_no_client_installed_is_exit_2_and_one_skip_line_each(capsys, tmp_path, monkeypatch):
