@@ -60,7 +60,8 @@ def html_section(summary: dict[str, Any]) -> str:
         rows.append(f'<tr><th scope="row">{_e(e.get("client"))}<br><small>{_e(e.get("title", ""))}'
                     f'</small></th><td><code>{_e(e.get("version") or "-")}</code></td>{cells}'
                     f'<td class="c {_CLASS.get(st, "skip")}">{_e(st)}</td>'
-                    f'<td><code>{_e(e.get("error") or "")}</code></td></tr>')
+                    f'<td><code style="white-space:pre-wrap;overflow-wrap:anywhere">'
+                    f'{_e(e.get("error") or "")}</code></td></tr>')
     return ('<section id="clients"><h2>Real clients<small>harness/run/clients.py: a text turn, '
             'a tool round and a follow-up with each pinned client</small></h2>'
             '<div class="scroll"><table class="matrix"><thead><tr><th>client</th><th>version</th>'
