@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     api_path: str = "/v1"
+    api_key: str | None = None
 
 
 def find_in_checkout(rel: str) -> Path:
@@ -138,7 +140,7 @@ def _launch(name: str, port: int, upstream: Upstream | None) -> Launch:
         weights = _weights()
         return Launch(
             [str(find_in_checkout(".venv-transformers/bin/transformers")), "serve",
-             "--host", "127.0.0.1", "--port", str(port), "--force-model", str(weights)],
+             "--host", "127.0.0.1", "--port", str(port), str(weights)],
             "/v1/models", str(weights), env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     if name == "llama.cpp":
         gguf = ensure_gguf(_weights())
@@ -149,6 +151,9 @@ def _launch(name: str, port: int, upstream: Upstream | None) -> Launch:
             "/health", LLAMA_SERVED_MODEL)
     assert upstream is not None
     if name == "litellm":
+        # The proxy refuses to start without a master key; a fresh one per run, which the
+        # harness then sends (and redacts in transcripts, as any --api-key).
+        master_key = f"sk-respcheck-{secrets.token_hex(16)}"
         config = {
             "model_list": [{"model_name": upstream.model, "litellm_params": {
                 # custom_openai/: no Responses config of its own, so LiteLLM bridges
@@ -162,7 +167,9 @@ def _launch(name: str, port: int, upstream: Upstream | None) -> Launch:
              "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
             "/health/liveliness", upstream.model or MOCK_MODEL,
             env={"LITELLM_LOG": "INFO", "LITELLM_TELEMETRY": "False",
-                 "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DISABLE_SCHEMA_UPDATE": "True"},
+                 "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DISABLE_SCHEMA_UPDATE": "True",
+                 "LITELLM_MASTER_KEY": master_key},
+            api_key=master_key,
             files={"litellm.yaml": json.dumps(config, indent=1)})
     if name == "open-responses-server":
         return Launch(
@@ -214,7 +221,8 @@ def spawn_server(name: str, *, pool: ServerPool, start_timeout_s: float,
     server.start()
     notify(f"{name} ready after {server.ready_after_s:.1f} s")
     try:
-        yield Upstream(name, f"http://127.0.0.1:{port}{launch.api_path}", launch.model)
+        yield Upstream(name, f"http://127.0.0.1:{port}{launch.api_path}", launch.model,
+                       launch.api_key)
     finally:
         server.close()
 
