@@ -48,6 +48,7 @@ from harness.run import clients as real_clients
 from harness.run.client import get_models
 from harness.run.runner import run_suite
 from harness.run.scenario import ScenarioError, load_scenarios
+from harness.targets.pool import ServerPool
 from harness.targets.serve import main as serve_main
 from harness.targets.target import TargetError, open_target, print_profiles
 
@@ -119,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             with open_target(spec, model=args.model, api_key=args.api_key,
                              profile=profile, report_dir=report_dir,
                              start_timeout_s=getattr(args, "start_timeout", None),
-                             preflight=get_models, deadline_s=args.deadline,
+                             preflight=get_models, deadline_s=args.deadline, pool=pool,
                              notify=lambda m: (out.write(f"respcheck: {m}\n"), out.flush())) as target:
                 baseline = plan.for_target(spec, target.name)
                 out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
@@ -153,10 +154,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         must_failed = any(r["status"] == FAIL and r["level"] == MUST for r in summary["results"])
         return summary, EXIT_MUST_FAILED if must_failed else EXIT_OK
 
-    if len(specs) == 1 and len(profiles) == 1:
-        return run_one(specs[0], report_dir, profiles[0])[1]
-    return _run_targets([(spec, p) for spec in specs for p in profiles], report_dir, run_one,
-                        plan, tag_profile=len(profiles) > 1)
+    # One pool for the whole run: a server that several targets need (vllm, reference+vllm,
+    # reference+native:vllm) is started once, its log in REPORT_DIR, and stopped at the end.
+    with ServerPool(log_dir=report_dir) as pool:
+        if len(specs) == 1 and len(profiles) == 1:
+            return run_one(specs[0], report_dir, profiles[0])[1]
+        return _run_targets([(spec, p) for spec in specs for p in profiles], report_dir,
+                            run_one, plan, tag_profile=len(profiles) > 1)
 
 
 def _target_dir_name(spec: str | None) -> str:
