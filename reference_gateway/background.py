@@ -99,8 +99,9 @@ class BackgroundRunner:
                 log.exception("background: heartbeat or orphan sweep failed")
 
     # -- responses ---------------------------------------------------------------------------
-    def start(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, *, owner: str) -> None:
-        task = asyncio.create_task(self._run(req, copy.deepcopy(response), chat, upstream, owner))
+    def start(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, *, owner: str,
+              seal: Callable[[dict], dict] | None = None) -> None:
+        task = asyncio.create_task(self._run(req, copy.deepcopy(response), chat, upstream, owner, seal))
         self._tasks[response["id"]] = task
         self._owners[response["id"]] = owner
 
@@ -147,12 +148,14 @@ class BackgroundRunner:
         feed = self._feeds.get(response_id)
         return feed if feed is not None and feed.owner == owner else None
 
-    async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, owner: str) -> None:
+    async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, owner: str,
+                   seal: Callable[[dict], dict] | None = None) -> None:
         response["status"] = "in_progress"
         if not await self._update_pending(response, owner):
             return  # cancelled before it started
         try:
-            translate.from_chat_completion(req, response, await upstream.complete(chat, truncation=req.truncation))
+            translate.from_chat_completion(req, response, await upstream.complete(chat, truncation=req.truncation),
+                                           seal=seal)
         except APIError as exc:
             translate.fail(response, exc.message, exc.code or "server_error")
         except asyncio.CancelledError:

@@ -9,7 +9,8 @@ Accepted item types (anything else is refused with ``unsupported_parameter`` nam
                           refused); role assistant -> ``ResponseOutputMessage`` with
                           ``output_text`` parts (assistant history fed back by a client), keeping
                           its ``phase`` (commentary / final_answer) when it has one
-    function_call         a call the model made earlier (``ResponseFunctionToolCallItem``)
+    function_call         a call the model made earlier (``ResponseFunctionToolCallItem``), keeping
+                          its ``namespace`` when it has one
     function_call_output  the client's result for a call (``ResponseFunctionToolCallOutputItem``)
     reasoning             a reasoning item fed back by a client (vLLM's client pattern); kept in
                           the stored context, contributes nothing to the chat messages
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_gateway.compaction import unpack
 from reference_gateway.content_parts import MEDIA_PART_TYPES, media_part
 from reference_gateway.errors import invalid, unsupported
 from reference_gateway.ids import new_id
@@ -139,7 +139,7 @@ def _message(item: dict, where: str) -> dict:
 
 
 def _function_call(item: dict, where: str) -> dict:
-    return {
+    normalized = {
         "id": _item_id(item, where, "fc"),
         "type": "function_call",
         "call_id": _required_string(item, "call_id", where),
@@ -147,6 +147,12 @@ def _function_call(item: dict, where: str) -> dict:
         "arguments": _required_string(item, "arguments", where),
         "status": "completed",
     }
+    namespace = item.get("namespace")
+    if namespace is not None:  # a call to a function of a namespace tool (tools.py)
+        if not isinstance(namespace, str):
+            raise type_error(f"{where}.namespace", "a string", namespace)
+        normalized["namespace"] = namespace
+    return normalized
 
 
 def _function_call_output(item: dict, where: str) -> dict:
@@ -209,10 +215,10 @@ def _fed_back(item: dict, where: str) -> dict:
 
 
 def _compaction(item: dict, where: str) -> dict:
-    """A ``compaction`` item from ``POST /v1/responses/compact`` (compaction.py), checked now so
-    that a bad blob is a 400 naming its place."""
+    """A ``compaction`` item from ``POST /v1/responses/compact`` (compaction.py); its blob is
+    opened by ``Gateway.conversation`` (which knows the tenant it was sealed for), before anything
+    is sent upstream."""
     blob = _required_string(item, "encrypted_content", where)
-    unpack(blob, where)
     return {"id": _item_id(item, where, "cmp"), "type": "compaction", "encrypted_content": blob}
 
 

@@ -186,6 +186,35 @@ def _tool_calls(want: dict[str, Any], a: Answer) -> None:
                    expected=allowed, actual=names)
 
 
+def _namespaced_calls(want: dict[str, Any], a: Answer) -> None:
+    """Every function_call is to a function of namespace ``want["namespace"]`` (one of
+    ``want["names"]``), named as OpenAI returns it: ``name`` the function's own, ``namespace``
+    set (the SDK's ResponseFunctionToolCall.namespace); at least one call."""
+    a.log.apply("tools.namespace.call")
+    calls = function_calls(a.response)
+    if not calls:
+        a.log.fail("tools.namespace.call", "no function_call in the output", path="$.output", expected=want)
+    for index, item in calls:
+        got = {"namespace": item.get("namespace"), "name": item.get("name")}
+        if got["namespace"] != want["namespace"] or got["name"] not in want["names"]:
+            a.log.fail("tools.namespace.call", f"function_call {got} is not a call to one of {want['names']} "
+                       f"in namespace {want['namespace']!r}", path=f"$.output[{index}]", expected=want, actual=got)
+
+
+def _encrypted_reasoning(want: bool, a: Answer) -> None:
+    """With ``include: ["reasoning.encrypted_content"]``, every reasoning item carries an opaque
+    ``encrypted_content`` string (none made: nothing to judge)."""
+    if not want:
+        return
+    a.log.apply("state.reasoning.encrypted_content")
+    for index, item in enumerate((a.response or {}).get("output") or []):
+        if isinstance(item, dict) and item.get("type") == "reasoning":
+            blob = item.get("encrypted_content")
+            if not isinstance(blob, str) or not blob:
+                a.log.fail("state.reasoning.encrypted_content", "a reasoning item has no encrypted_content although "
+                           "include asked for it", path=f"$.output[{index}].encrypted_content", actual=blob)
+
+
 def _items(want: list[Any], a: Answer) -> None:
     a.log.apply("state.input_items")
     data = a.judged.body.get("data") if isinstance(a.judged.body, dict) else None
@@ -282,6 +311,8 @@ WHEN_ACCEPTED: dict[str, Handler] = {
     "same_as": _same_as,                      # equals that earlier step's Response (GET)
     "replays": _replays,                      # a GET ?stream=true replays that step's stream
     "tool_calls": _tool_calls,                # {min, max, names} of function_call items
+    "namespaced_calls": _namespaced_calls,    # {namespace, names}: every call is to one of them
+    "encrypted_reasoning": _encrypted_reasoning,  # every reasoning item has encrypted_content
     "items": _items,                          # the input_items list's data, in order
     "body": _body,                            # deep subset of the raw JSON body
     "output_json": _output_json,              # the output text, parsed as JSON, equals

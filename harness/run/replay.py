@@ -219,7 +219,11 @@ class Rejudged:
 
     @property
     def rerecord(self) -> str:
-        return RERECORD.format(profile=self.profile, recording=self.recording.as_posix())
+        try:  # the recording as a reader in the repository would type it
+            shown = self.recording.resolve().relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            shown = self.recording.as_posix()
+        return RERECORD.format(profile=self.profile, recording=shown)
 
     def lines(self) -> Iterator[str]:
         for kind, items in (("flip", self.flips), ("drift", self.drift)):

@@ -29,6 +29,8 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
                                      # step's stream: judged as its continuation from N + 1
                                      # (stream.replay.start), its events equal the original's
           tool_calls: {min: 1, max: 1, names: [get_weather]}   # function_call items
+          namespaced_calls: {namespace: crm, names: [lookup]}  # calls to a namespace tool's functions
+          encrypted_reasoning: true  # every reasoning item carries encrypted_content
           items: [{type: message, role: user}]   # input_items list: data, in order (subset match)
           body: {deleted: true}      # deep subset of the raw JSON body
           output_json: [{role: user, content: "hi"}]   # the output text, parsed as JSON, equals
