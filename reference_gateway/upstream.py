@@ -225,6 +225,8 @@ class UpstreamStream:
         self._started = started
         self._deadlines = (first_token_s, idle_s, total_s)
         self._max_line = max_line
+        self._body = response.aiter_bytes()
+        self._done = False  # ``data: [DONE]`` was read: what may follow is the body's end
 
     async def chunks(self) -> AsyncIterator[dict]:
         """Chat chunks until ``data: [DONE]`` or the end of the body, under the stream's
@@ -234,7 +236,7 @@ class UpstreamStream:
         pending: bytearray | None = None  # a line begun in an earlier read
         try:
             watch.reading = True  # a deadline already past fires on the loop's next turn
-            async for data in self.response.aiter_bytes():
+            async for data in self._body:
                 watch.reading = False
                 if watch.last is None:
                     watch.first_read(loop.time())
@@ -261,6 +263,7 @@ class UpstreamStream:
                         raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
+                        self._done = True
                         return
                     try:
                         chunk = orjson.loads(payload)
@@ -285,7 +288,29 @@ class UpstreamStream:
             watch.close()
 
     async def aclose(self) -> None:
+        """Close the upstream request. After ``[DONE]`` the rest of the body (the chunked
+        encoding's last chunk, usually in the same read) is read first, briefly and up to a cap,
+        so that the connection goes back to the pool: httpcore drops a connection whose response
+        was closed unread, and the next stream would pay a new TCP connection (and the upstream
+        an accept)."""
+        if self._done and not self.response.is_closed:
+            self._done = False
+            try:
+                async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+                    left = DRAIN_AFTER_DONE_BYTES
+                    async for rest in self._body:
+                        left -= len(rest)
+                        if left < 0:
+                            break
+            except (TimeoutError, httpx.HTTPError):
+                pass  # the connection is dropped, as it would have been
         await self.response.aclose()
+
+
+# After ``data: [DONE]``: how long, and how many bytes, the end of the body is waited for before
+# the connection is given up (UpstreamStream.aclose).
+DRAIN_AFTER_DONE_S = 0.1
+DRAIN_AFTER_DONE_BYTES = 64 * 1024
 
 
 class Upstream:
