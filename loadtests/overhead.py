@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from loadtests.peers import PEERS, Peer, PeerMissing
 from loadtests.profile import Profiler
 from loadtests.report import machine_info, write_benchmark_md
 from loadtests.runner import run
+from loadtests.store_cost import checkout
 from loadtests.workload import Workload
 
 BENCH_MD = Path("reports/benchmarks/gateway-overhead.md")
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                    "(pip install '.[bench]'); top frames into the write-up")
     p.add_argument("--gateway-config", default="{}",
                    help="more GatewayConfig fields for the in-process gateway, as JSON (e.g. '{\"metrics\": false}')")
+    p.add_argument("--compare-rev", action="append", default=[], metavar="REV",
+                   help="also measure the gateway as it was at git revision REV (its tree extracted into a "
+                   "temporary directory, served by that tree's own loadtests/servers.py), in the same rounds, "
+                   "as path 'gateway@REV' (repeatable): levers side by side")
     p.add_argument("--out", default="reports/load/overhead")
     p.add_argument("--write-benchmark", action="store_true", help=f"also write {BENCH_MD} and {BENCH_PNG}")
     p.add_argument("--label", help="what the upstream is, for the write-up")
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         mock = servers.spawn("mock", log=out / "mock.log")
         upstream_url = mock.base_url
     gateways: dict[str, Any] = {}  # path name -> a running gateway or peer (base_url, pid, close())
+    trees: list[Path] = []  # --compare-rev checkouts
     probe = CpuProbe(out)
     if mock is not None:
         probe.watch("upstream", mock.pid)
@@ -115,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
             gateways["gateway"] = servers.spawn("gateway", upstream=upstream_url, log=out / "gateway.log",
                                                 config=json.loads(args.gateway_config) or None)
             probe.watch("gateway", gateways["gateway"].pid)
+        for rev in args.compare_rev:
+            tree = Path(tempfile.mkdtemp(prefix="overhead-rev-"))
+            trees.append(tree)
+            checkout(Path(__file__).resolve().parent.parent, rev, tree)
+            gateways[f"gateway@{rev}"] = servers.spawn(
+                "gateway", upstream=upstream_url, log=out / f"gateway@{rev}.log", code_root=tree,
+                config=json.loads(args.gateway_config) or None)
+            probe.watch(f"gateway@{rev}", gateways[f"gateway@{rev}"].pid)
         for name in args.peer:
             try:
                 gateways[name] = Peer(name, upstream_url, args.model, out)
@@ -159,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             gw.close()
         if mock is not None:
             mock.close()
+        for tree in trees:
+            shutil.rmtree(tree, ignore_errors=True)
     samples: list[Sample] = results.pop("_samples")
     gateway_paths = list(gateways) + ([CHECK_PATH] if args.check_path else [])
     for st in results["stages"]:

@@ -95,7 +95,11 @@ def summarize(path: Path, *, rate_hz: int, duration_s: float, top: int = TOP) ->
     busy = total / (rate_hz * duration_s)
     lines = [f"{total} samples, busy {busy:.0%} of the window; file `{path.name}`.", "",
              "| self | frame | | inclusive | frame |", "|---:|---|---|---:|---|"]
-    for (f1, c1), (f2, c2) in zip(own.most_common(top), incl.most_common(top)):
+    # frames on (nearly) every stack are the event loop's plumbing (runpy, asyncio.run, run_forever):
+    # left out of the inclusive column, which is there to show where the time goes below them
+    roots = max(incl.values()) * 0.95
+    below = [(frame, count) for frame, count in incl.most_common() if count < roots][:top]
+    for (f1, c1), (f2, c2) in zip(own.most_common(top), below):
         lines.append(f"| {c1 / total:.1%} | `{_short(f1)}` | | {c2 / total:.1%} | `{_short(f2)}` |")
     return lines
 
