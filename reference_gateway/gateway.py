@@ -14,7 +14,7 @@ is chosen there, once, by where it goes:
 - ``ChatAnswer``: any chat-completions upstream (translate.py + emitter.py).
 
 Each answer is written once and can answer both ways: ``respond`` (non-streamed: the final
-Response object) and ``open_events`` (streamed: the events as dicts, and what closes the
+Response object) and ``open_events`` (streamed: the events as dicts, in batches, and what closes the
 upstream request). A stored stream is in the store from its ``response.created`` on, its output
 as it grows, final before its terminal event is sent (response_keeper.py); it ends the way every
 stream must whatever happens (``ended``).
@@ -70,7 +70,7 @@ class Answer(Protocol):
     async def respond(self, turn: Turn) -> dict:
         """The final Response object (stored when ``store``), or ``APIError``."""
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         """The events, and what closes the upstream request (see ``Gateway.open_events``)."""
 
 
@@ -117,28 +117,29 @@ async def nothing_to_close() -> None:
     """The close of a stream with no upstream request of its own (a tool loop closes its own)."""
 
 
-async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep: Keeper) -> AsyncIterator[dict]:
-    """``body``, ending the way every stream must, whatever happens: on a gateway bug the
+async def ended(body: AsyncIterator[list[dict]], emitter: Emitter | native.Relay,
+                keep: Keeper) -> AsyncIterator[list[dict]]:
+    """``body`` (batches of events: ``one_by_one`` makes them of a stream of events), ending the way every stream must, whatever happens: on a gateway bug the
     client still gets ``error`` then ``response.failed`` ("internal error"); when the client
     goes away first (the task is cancelled or the generator closed: nothing can be sent) the
     response is stored failed "The client disconnected ...". Never ``in_progress``.
     Stored as it goes (response_keeper.py): ``response.created`` is sent once its in_progress
     row is committed, and each later event grows the row's live output."""
     try:
-        async for event in body:
-            if event["type"] == "response.created":
-                await keep.opened(event["response"])
-            else:
-                keep.grew(event)
-            yield event
+        async for batch in body:
+            for event in batch:
+                if event["type"] == "response.created":
+                    await keep.opened(event["response"])
+                else:
+                    keep.grew(event)
+            yield batch
     except Exception:
         if not emitter.running:
             raise
         log.exception("stream of %s failed", emitter.response["id"])
         events = emitter.fail("The gateway had an internal error.")
         await keep(emitter.response)
-        for event in events:
-            yield event
+        yield events
     except BaseException:  # CancelledError or GeneratorExit: the client went away
         if emitter.running:
             emitter.fail("The client disconnected before the response finished.")
@@ -146,6 +147,15 @@ async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep
         raise
     finally:
         await body.aclose()
+
+
+async def one_by_one(events: AsyncIterator[dict]) -> AsyncIterator[list[dict]]:
+    """A stream of events as batches of one (what ``ended`` and the transports take)."""
+    try:
+        async for event in events:
+            yield [event]
+    finally:
+        await events.aclose()
 
 
 async def kept_when_final(events: AsyncIterator[dict], source: Emitter | native.Relay,
@@ -179,12 +189,12 @@ class NativeAnswer:
         await turn.keep(turn.response)
         return turn.response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         self.refuse(turn)
         opened = await turn.upstream.open_stream(native.native_request(turn.req, turn.context, stream=True),
                                                  path="/responses")
         relay = native.Relay(turn.response)
-        return ended(self._relayed(relay, opened, turn.keep), relay, turn.keep), opened.aclose
+        return ended(one_by_one(self._relayed(relay, opened, turn.keep)), relay, turn.keep), opened.aclose
 
     @staticmethod
     async def _relayed(relay: native.Relay, opened, keep: Keeper) -> AsyncIterator[dict]:
@@ -218,11 +228,11 @@ class ToolLoopAnswer:
                            type="server_error", code=loop.error_code, headers=loop.error_headers)
         return loop.emitter.response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         """Stored once, when final: before its ``error`` or terminal event is sent (and
         through ``ended``)."""
         loop = self.loop(turn)
-        return ended(kept_when_final(loop.events(), loop.emitter, turn.keep), loop.emitter,
+        return ended(one_by_one(kept_when_final(loop.events(), loop.emitter, turn.keep)), loop.emitter,
                      turn.keep), nothing_to_close
 
 
@@ -246,29 +256,36 @@ class ChatAnswer:
         await turn.keep(response)
         return response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         opened = await turn.upstream.open_stream(translate.chat_request(turn.req, turn.messages, stream=True),
                                                  truncation=turn.req.truncation)
         emitter = Emitter(turn.response)
         return ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep), opened.aclose
 
     @staticmethod
-    async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[dict]:
-        """The event stream. Every way it can end stores (when ``store``) a terminal response:
+    async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[list[dict]]:
+        """The event stream, in batches: the events made of one upstream read together. Every way it can end stores (when ``store``) a terminal response:
         completed/incomplete; failed with the upstream's error (``error`` then
         ``response.failed`` are sent); and, through ``ended``, a gateway bug or a client gone.
         The upstream request is closed in ``finally``."""
         try:
-            for event in emitter.start():
-                yield event
+            yield emitter.start()
             finish_reason, chat_usage = None, None
             try:
-                async for chunk in opened.chunks():
-                    chat_usage = chunk.get("usage") or chat_usage
-                    for choice in chunk.get("choices") or []:
-                        for event in emitter.chat_delta(choice.get("delta") or {}):
-                            yield event
-                        finish_reason = choice.get("finish_reason") or finish_reason
+                async for read in opened.reads():  # what one upstream read brought leaves in one batch
+                    events = []
+                    try:
+                        for chunk in read:
+                            chat_usage = chunk.get("usage") or chat_usage
+                            for choice in chunk.get("choices") or []:
+                                events += emitter.chat_delta(choice.get("delta") or {})
+                                finish_reason = choice.get("finish_reason") or finish_reason
+                    except Exception:
+                        if events:  # made before a gateway bug: sent, as the emitter counts them sent
+                            yield events
+                        raise
+                    if events:
+                        yield events
             except APIError as exc:
                 events = emitter.fail(exc.message, code=exc.code or "server_error")
             else:
@@ -282,8 +299,7 @@ class ChatAnswer:
                 else:
                     events = emitter.finish(finish_reason, chat_usage)
             await keep(emitter.response)  # stored before the terminal event: a GET right after sees it
-            for event in events:
-                yield event
+            yield events
         finally:
             await opened.aclose()
 
@@ -392,8 +408,10 @@ class Gateway:
         """A non-streamed (or background) response: the Response object, as the client gets it."""
         return await turn.answer.respond(turn)
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
-        """A streamed response's events as dicts, and what closes its upstream request (call it
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+        """A streamed response's events as dicts, in batches (the events that are ready together:
+        one per upstream read of a chat upstream, a transport sends a batch in one write), and
+        what closes its upstream request (call it
         whatever happens, also when the events never started). The upstream stream is opened
         first: a refusal or an unreachable upstream is still an ``APIError`` (a proper status
         code over HTTP), since nothing has been committed to the client yet."""

@@ -231,6 +231,18 @@ class UpstreamStream:
     async def chunks(self) -> AsyncIterator[dict]:
         """Chat chunks until ``data: [DONE]`` or the end of the body, under the stream's
         deadlines; every failure surfaces as ``APIError``. Iterate it from one task only."""
+        reads = self.reads()
+        try:
+            async for batch in reads:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await reads.aclose()  # its watchdog's timer with it
+
+    async def reads(self) -> AsyncIterator[list[dict]]:
+        """``chunks``, as the lists that each read of the upstream brought (never empty): what
+        arrived together can leave together, in one write to the client (gateway.py). A failure
+        comes after the chunks that preceded it in its read, as with ``chunks``."""
         watch = _Watchdog(self._started, *self._deadlines)
         loop, cap = asyncio.get_running_loop(), self._max_line
         pending: bytearray | None = None  # a line begun in an earlier read
@@ -256,23 +268,34 @@ class UpstreamStream:
                     if len(tail) > cap:
                         raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
                     pending = bytearray(tail)
+                batch: list[dict] = []
+                failure: APIError | None = None
                 for line in lines:
                     if not line.startswith(b"data:"):
                         continue  # comments, event:, id:, blank separators
                     if len(line) > cap:
-                        raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                        failure = _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                        break
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
                         self._done = True
-                        return
+                        break
                     try:
                         chunk = orjson.loads(payload)
                     except ValueError:
-                        raise _bad_gateway("a streamed chunk is not JSON") from None
+                        failure = _bad_gateway("a streamed chunk is not JSON")
+                        break
                     if isinstance(chunk, dict) and "error" in chunk:
                         error = chunk["error"]
-                        raise _bad_gateway(str(error.get("message", error) if isinstance(error, dict) else error))
-                    yield chunk
+                        failure = _bad_gateway(str(error.get("message", error) if isinstance(error, dict) else error))
+                        break
+                    batch.append(chunk)
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
+                if self._done:
+                    return
                 if watch.expired:
                     raise _timeout(watch.expired)
                 watch.reading = True
