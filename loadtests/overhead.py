@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="mock-paced", help="mock model (default mock-paced: 50 ms TTFT, 10 ms ITL)")
     p.add_argument("--upstream", help="an already running chat-completions upstream instead of the paced mock")
     p.add_argument("--workers", type=int, default=0, help="load-generator worker processes (default 0)")
+    p.add_argument("--mock-workers", type=int, default=1,
+                   help="paced mock processes sharing one port (SO_REUSEPORT; default 1): one mock process "
+                   "serves ~30,000 chunks/s, 1,024 streams ask for 102,400")
     p.add_argument("--gateway-workers", type=_ints, metavar="N[,N...]",
                    help="run the gateway as `python -m reference_gateway --workers N`, once per N, side by side "
                    "in one interleaved run (e.g. 1,2); default: one in-process gateway (loadtests/servers.py)")
@@ -104,16 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     mock = None
+    mocks: list[Any] = []  # --mock-workers beyond the first
     if args.upstream:
         upstream_url = args.upstream
     else:
-        mock = servers.spawn("mock", log=out / "mock.log")
+        mock = servers.spawn("mock", log=out / "mock.log", reuse_port=args.mock_workers > 1)
         upstream_url = mock.base_url
+        port = int(upstream_url.rsplit(":", 1)[1].split("/")[0])
+        mocks = [servers.spawn("mock", log=out / f"mock-{i}.log", port=port, reuse_port=True)
+                 for i in range(1, args.mock_workers)]
     gateways: dict[str, Any] = {}  # path name -> a running gateway or peer (base_url, pid, close())
     trees: list[Path] = []  # --compare-rev checkouts
     probe = CpuProbe(out)
     if mock is not None:
-        probe.watch("upstream", mock.pid)
+        probe.watch("upstream", mock.pid, also=[m.pid for m in mocks])
     try:
         if args.gateway_workers:
             for n in args.gateway_workers:
@@ -175,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             gw.close()
         if mock is not None:
             mock.close()
+        for m in mocks:
+            m.close()
         for tree in trees:
             shutil.rmtree(tree, ignore_errors=True)
     samples: list[Sample] = results.pop("_samples")
@@ -266,9 +275,11 @@ class CpuProbe:
         self._start: dict[str, float | None] = {}
         self._pids: dict[str, list[int]] = {}
         self.profiler: Profiler | None = None
+        self._also: dict[str, list[int]] = {}
 
-    def watch(self, name: str, pid: int, *, tree: bool = False) -> None:
+    def watch(self, name: str, pid: int, *, tree: bool = False, also: list[int] | None = None) -> None:
         self.watched[name] = (pid, tree)
+        self._also[name] = also or []
 
     def _read(self, client_pids: list[int]) -> dict[str, float | None]:
         readings = {name: cpu.total_seconds(self._pids[name]) for name in self.watched}
@@ -277,7 +288,7 @@ class CpuProbe:
 
     def on_window(self, spec: dict, phase: str, client_pids: list[int]) -> None:
         if phase == "start":
-            self._pids = {name: cpu.descendants(pid) if tree else [pid]
+            self._pids = {name: (cpu.descendants(pid) if tree else [pid]) + self._also[name]
                           for name, (pid, tree) in self.watched.items()}
             self._pids["client"] = client_pids
             self._start = self._read(client_pids)
