@@ -65,6 +65,7 @@ in SSE but sent by no chat server, is not a line end here).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -158,6 +159,11 @@ async def _raise_for_status(response: httpx.Response, cap: int) -> None:
     raise _bad_gateway(f"status {response.status_code}: {message}", kind)
 
 
+# httpcore's pool looks at every connection it holds each time a request starts or ends (is it
+# idle, expired, readable: a syscall each), so with hundreds of kept-alive connections one pool
+# costs O(connections) per request: 65% of the gateway's CPU at 256 streams once connections
+# were reused (issue 20's profile). 16 pools taken in turn hold 1/16 of them each.
+UPSTREAM_POOL_SHARDS = 16
 # Concurrent upstream streams per gateway process (vLLM's own default max_num_seqs is 256;
 # twice that leaves room for non-streamed calls and background work).
 UPSTREAM_MAX_CONNECTIONS = 512
@@ -346,7 +352,8 @@ class Upstream:
         # httpx's own read timeout on a stream is only a backstop behind the watchdog (it never
         # fires first: each watchdog deadline is at most this long after any read starts).
         self._stream_timeout = httpx.Timeout(max(self._first_token_s, self._idle_s), connect=config.connect_timeout_s)
-        self._client = httpx.AsyncClient(
+        # Several clients, each with a pool of its own, taken in turn (``UPSTREAM_POOL_SHARDS``).
+        self.clients = [httpx.AsyncClient(
             base_url=config.upstream_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
@@ -354,14 +361,21 @@ class Upstream:
             # and reconnects beyond 20: a gateway in front of a GPU server carries hundreds.
             limits=httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS,
                                 max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS),
-        )
+        ) for _ in range(UPSTREAM_POOL_SHARDS)]
+        self._turns = itertools.cycle(self.clients)
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The client of the next request: the shards in turn."""
+        return next(self._turns)
 
     async def _json(self, method: str, path: str, what: str, body: dict | None = None) -> object:
         """One non-streamed exchange under one deadline; errors mapped to 502/504 envelopes."""
         try:
             async with asyncio.timeout(self._deadline):
-                request = self._client.build_request(method, path, json=body)
-                response = await self._client.send(request, stream=True)
+                client = self._client
+                request = client.build_request(method, path, json=body)
+                response = await client.send(request, stream=True)
                 try:
                     await _raise_for_status(response, self._max_body)
                     data = await _read(response, self._max_body)
@@ -425,10 +439,11 @@ class Upstream:
         The first-token deadline (and the whole-stream one) already runs here: a server that
         holds back its headers gets a 504 envelope, not a stream."""
         started = asyncio.get_running_loop().time()
-        request = self._client.build_request("POST", path, json=body, timeout=self._stream_timeout)
+        client = self._client
+        request = client.build_request("POST", path, json=body, timeout=self._stream_timeout)
         try:
             async with asyncio.timeout_at(started + min(self._first_token_s, self._stream_s)):
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     await _raise_for_status(response, self._max_body)
                 except BaseException:
@@ -446,4 +461,5 @@ class Upstream:
         return await self._json("GET", "/models", "the model list")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self.clients:
+            await client.aclose()

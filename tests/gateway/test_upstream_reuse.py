@@ -8,7 +8,7 @@ import asyncio
 
 from reference_gateway.config import GatewayConfig
 from reference_gateway.launch import start_mock_upstream
-from reference_gateway.upstream import Upstream
+from reference_gateway.upstream import UPSTREAM_POOL_SHARDS, Upstream
 
 BODY = {"model": "mock-1", "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 4}
 
@@ -27,7 +27,7 @@ def _pool_after(streams: int, *, read_to_done: bool) -> list[bool]:
                             break
                 finally:
                     await opened.aclose()
-            return [c.is_idle() for c in upstream._client._transport._pool.connections]
+            return [c.is_idle() for client in upstream.clients for c in client._transport._pool.connections]
         finally:
             await upstream.aclose()
 
@@ -37,8 +37,10 @@ def _pool_after(streams: int, *, read_to_done: bool) -> list[bool]:
         mock.close()
 
 
-def test_streams_read_to_done_share_one_kept_alive_connection():
-    assert _pool_after(3, read_to_done=True) == [True]
+def test_streams_read_to_done_keep_their_connections_alive():
+    # the pools are taken in turn (UPSTREAM_POOL_SHARDS): a second round of streams reuses the
+    # first round's connections, one per pool, no more
+    assert _pool_after(UPSTREAM_POOL_SHARDS * 2, read_to_done=True) == [True] * UPSTREAM_POOL_SHARDS
 
 
 def test_a_stream_closed_before_done_drops_its_connection():
