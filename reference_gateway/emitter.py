@@ -9,11 +9,20 @@ SDK's ``ResponseStreamEvent`` union):
 
     item := reasoning | message | function_call
     reasoning := output_item.added  content_part.added(reasoning_text)
-                 reasoning_text.delta*  reasoning_text.done  content_part.done  output_item.done
+                 reasoning_text.delta*  reasoning_text.done  content_part.done
+                 summary?  output_item.done
+    summary := reasoning_summary_part.added  reasoning_summary_text.delta
+               reasoning_summary_text.done  reasoning_summary_part.done
     message := output_item.added  content_part.added(output_text)
                output_text.delta*  output_text.done  content_part.done  output_item.done
     function_call := output_item.added  function_call_arguments.delta*
                      function_call_arguments.done  output_item.done
+
+A reasoning item's ``summary`` (the request's ``reasoning.summary``; reasoning_summary.py writes
+it from the whole reasoning text) is streamed when the text is complete: after its
+``content_part.done``, before its ``output_item.done``, as OpenAI's service orders a summary part
+inside the item (added, text deltas, text done, part done; ``summary_index`` 0). No reasoning
+text, or no ``reasoning.summary``: no summary events and ``summary: []``.
 
 or, when the upstream fails, the open text-like item (if any) closed as ``incomplete`` with the
 text it got, then ``error`` then ``response.failed`` (whose output holds the closed items).
@@ -39,7 +48,7 @@ from enum import Enum
 
 import orjson
 
-from reference_gateway import translate
+from reference_gateway import reasoning_summary, translate
 from reference_gateway.ids import new_id
 
 
@@ -86,8 +95,11 @@ _TEXT_KINDS = {
 
 class Emitter:
     def __init__(self, response: dict, *, seal: Callable[[dict], dict] | None = None,
-                 split: Callable[[str], tuple[str | None, str]] | None = None) -> None:
+                 split: Callable[[str], tuple[str | None, str]] | None = None,
+                 summary: str | None = None) -> None:
         self.response = response  # the Response object, filled in as the stream goes
+        # The request's ``reasoning.summary`` (None: reasoning items get no summary).
+        self._summary = summary
         # Sets a finished reasoning item's ``encrypted_content`` (encrypted_reasoning.py), when
         # the request asked for it: the item carries it from its ``output_item.done`` on.
         self._seal = seal
@@ -156,18 +168,36 @@ class Emitter:
         if self.state is State.IN_REASONING:
             status = "completed"
         item = build(self._item_id, status=status, content=[part(text)])
-        if self.state is State.IN_REASONING and self._seal is not None:
-            self._seal(item)
+        summary = []
+        if self.state is State.IN_REASONING:
+            summary = reasoning_summary.summary_parts(text, self._summary)
+            item["summary"] = summary
+            if self._seal is not None:
+                self._seal(item)
         where = self._where()
         done_fields = {"text": text, "logprobs": []} if self.state is State.IN_TEXT else {"text": text}
         events = [
             self._event(done, **where, **done_fields),
             self._event("response.content_part.done", **where, part=_copy(item["content"][0])),
-            self._event("response.output_item.done", output_index=where["output_index"], item=_copy(item)),
         ]
+        for index, summary_part in enumerate(summary):
+            events += self._summary_events(index, summary_part["text"])
+        events.append(self._event("response.output_item.done", output_index=where["output_index"], item=_copy(item)))
         self.output.append(item)
         self.state = State.STARTED
         return events
+
+    def _summary_events(self, index: int, text: str) -> list[dict]:
+        """One summary part of the open reasoning item, its text in one delta."""
+        where = {"item_id": self._item_id, "output_index": len(self.output), "summary_index": index}
+        return [
+            self._event("response.reasoning_summary_part.added", **where,
+                        part=reasoning_summary.summary_part("")),
+            self._event("response.reasoning_summary_text.delta", **where, delta=text),
+            self._event("response.reasoning_summary_text.done", **where, text=text),
+            self._event("response.reasoning_summary_part.done", **where,
+                        part=reasoning_summary.summary_part(text)),
+        ]
 
     def _delta(self, state: State, delta: str) -> list[dict]:
         self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)

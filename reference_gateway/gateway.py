@@ -226,7 +226,8 @@ class ToolLoopAnswer:
         self.builtins = builtins
 
     def loop(self, turn: Turn) -> ToolLoop:
-        emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split)
+        emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split,
+                          summary=turn.req.reasoning_summary)
         return ToolLoop(turn.req, emitter, turn.messages, turn.context, turn.hosted, self.builtins, turn.upstream)
 
     async def respond(self, turn: Turn) -> dict:
@@ -279,7 +280,8 @@ class ChatAnswer:
         and come back (``GET ?stream=true&starting_after=N``, replay.py) while it runs on."""
         opened = await turn.upstream.open_stream(translate.chat_request(turn.req, turn.messages, stream=True),
                                                  truncation=turn.req.truncation)
-        emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split)
+        emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split,
+                          summary=turn.req.reasoning_summary)
         events = ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep)
         if turn.req.background:
             feed = self.background.start_stream(turn.response["id"], events, opened.aclose, owner=turn.owner)

@@ -92,7 +92,7 @@ class CreateRequest:
     safety_identifier: str | None
     prompt_cache_key: str | None
     include: tuple[str, ...] = ()
-    reasoning_summary: str | None = None  # echoed; no summary is written (policy.py)
+    reasoning_summary: str | None = None  # echoed; reasoning items get a summary (reasoning_summary.py)
 
 
 _type_error = type_error
@@ -225,7 +225,7 @@ def _json_schema_format(fmt: dict) -> dict:
 
 def _reasoning(body: dict) -> tuple[str | None, str | None]:
     """``reasoning.effort`` (sent upstream) and ``reasoning.summary`` (or its deprecated name
-    ``generate_summary``; echoed, no summary written: policy.py)."""
+    ``generate_summary``; echoed, and reasoning items get a summary: reasoning_summary.py)."""
     reasoning = _optional(body, "reasoning", dict, "an object")
     if not reasoning:
         return None, None

@@ -77,10 +77,11 @@ RULES: tuple[Rule, ...] = (
          {"text": {"verbosity": "low"}}),
     Rule("reasoning.effort", None, HONOURED, "sent upstream as `reasoning_effort` (a native upstream: as given)",
          {"reasoning": {"effort": "low"}}),
-    Rule("reasoning.summary", None, IGNORED, "echoed; a chat upstream's reasoning is returned whole in the "
-         "reasoning item's `content`, and the gateway writes no summary of it (`summary` stays `[]`)",
-         {"reasoning": {"summary": "auto"}}),
-    Rule("reasoning.generate_summary", None, IGNORED, "the deprecated name of `reasoning.summary`",
+    Rule("reasoning.summary", None, HONOURED, "when the upstream reasons, its reasoning item carries a "
+         "`summary_text` written from the reasoning (`concise`: the first sentence, at most 200 characters; "
+         "`auto`/`detailed`: the whole text), streamed as `reasoning_summary_part`/`_text` events; no "
+         "reasoning: `summary: []`", {"reasoning": {"summary": "auto"}}),
+    Rule("reasoning.generate_summary", None, HONOURED, "the deprecated name of `reasoning.summary`",
          {"reasoning": {"generate_summary": "concise"}}),
     Rule("top_logprobs", "1 to 20", REFUSED, "upstream logprobs are not passed on: the answer would lack them",
          {"top_logprobs": 2}),

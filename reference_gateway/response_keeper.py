@@ -41,8 +41,11 @@ from reference_gateway.history import HistoryCache
 from reference_gateway.store_contract import Statement, StoredResponse
 from reference_gateway.store_writer import StoreWriter
 
+# Deltas into an item's ``content`` parts. A reasoning summary's deltas write into ``summary``,
+# not ``content``: they are not folded (the gateway sends a summary whole, right before the
+# item's output_item.done, which carries it).
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.reasoning_text.delta",
-                          "response.reasoning_summary_text.delta", "response.refusal.delta"})
+                          "response.refusal.delta"})
 
 
 class LiveOutput:

@@ -22,7 +22,12 @@ import json
 import time
 from collections.abc import Callable
 
-from reference_gateway.builtin.hosted import CODE_FUNCTION, SEARCH_FUNCTION, mcp_function_name
+from reference_gateway import reasoning_summary
+from reference_gateway.builtin.hosted import (
+    CODE_FUNCTION,
+    SEARCH_FUNCTION,
+    mcp_function_name,
+)
 from reference_gateway.content_parts import chat_content
 from reference_gateway.errors import invalid
 from reference_gateway.ids import new_id
@@ -223,8 +228,9 @@ def message_item(item_id: str, *, status: str, content: list[dict]) -> dict:
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def reasoning_item(item_id: str, *, status: str, content: list[dict]) -> dict:
-    return {"id": item_id, "type": "reasoning", "summary": [], "content": content, "status": status}
+def reasoning_item(item_id: str, *, status: str, content: list[dict], summary: list[dict] | None = None) -> dict:
+    """``summary``: reasoning_summary.py's parts, when the request asked for a summary."""
+    return {"id": item_id, "type": "reasoning", "summary": summary or [], "content": content, "status": status}
 
 
 def function_call_item(item_id: str, *, call_id: str, name: str, arguments: str, status: str,
@@ -313,7 +319,8 @@ def from_chat_completion(req: CreateRequest, response: dict, completion: dict,
     output = []
     thought = reasoning_text(message)
     if thought:
-        item = reasoning_item(new_id("rs"), status="completed", content=[reasoning_part(thought)])
+        item = reasoning_item(new_id("rs"), status="completed", content=[reasoning_part(thought)],
+                              summary=reasoning_summary.summary_parts(thought, req.reasoning_summary))
         output.append(seal(item) if seal is not None else item)
     text = message.get("content") or ""
     if text or not calls:
