@@ -17,8 +17,10 @@ The map, by what each part is (DESIGN.md, "Layout"):
     store        store.py (``open_store``), store_contract.py (what every backend promises),
                  store_sqlite.py, store_postgres.py; history.py (the chain cache),
                  background.py (background responses, orphans)
-    upstream     upstream.py, routing.py (by model), readiness.py; mock_upstream.py and
-                 schema_example.py (the embedded deterministic model)
+    upstream     upstream.py, routing.py (by model), readiness.py; mock_upstream.py (the
+                 embedded deterministic model) with mock_tool_use.py and mock_arguments.py
+                 (which tools it calls, with what), schema_example.py (JSON valid against a
+                 schema), mock_attachments.py and image_header.py (images and files)
     built-ins    builtin/ (MCP client, hosted tools, the tool loop)
     sandbox      sandbox/ (code_interpreter: Pyodide under a jailed Node, or a service)
     observing    observe.py (per request) with metrics.py, logs.py, tracing.py, and

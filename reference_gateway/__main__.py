@@ -24,10 +24,15 @@ from reference_gateway import logs
 from reference_gateway.app import create_app
 from reference_gateway.auth import read_keys_file
 from reference_gateway.builtin.config import BuiltinConfig, ConfigError, read_config
-from reference_gateway.config import CODE_INTERPRETER_MODES, DEFAULT_MAX_BODY_BYTES, GatewayConfig
+from reference_gateway.config import (
+    CODE_INTERPRETER_MODES,
+    DEFAULT_MAX_BODY_BYTES,
+    GatewayConfig,
+)
 from reference_gateway.readiness import UpstreamNotReady, wait_for_upstream
 from reference_gateway.routing import RoutesError, read_routes
 from reference_gateway.sandbox.contract import SandboxError
+from reference_gateway.sealing import SealKeyError, new_key, read_key_file
 from reference_gateway.store_contract import StoreError
 from reference_gateway.worker import WorkersError, serve_workers
 from reference_gateway.worker import refusal as workers_refusal
@@ -136,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-max-connection-seconds", type=float, default=3600.0, metavar="SECONDS",
                    help="lifetime of a WebSocket connection to /v1/responses: past it, its next turn gets the "
                    "error websocket_connection_limit_reached and the socket is closed (default: 3600, as OpenAI)")
+    # -- sealed blobs (reference_gateway/sealing.py)
+    p.add_argument("--seal-key-file", metavar="FILE",
+                   help="the key compaction items and reasoning encrypted_content are sealed with (64 hex digits, "
+                   "e.g. `openssl rand -hex 32`, or 32+ raw bytes); gateways and restarts that share it accept "
+                   "each other's blobs (default: a random key per start)")
     return p
 
 
@@ -181,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             p.error(str(exc))
         try:
+            seal_key = read_key_file(args.seal_key_file) if args.seal_key_file else new_key()
+        except SealKeyError as exc:
+            p.error(str(exc))
+        try:
             config = GatewayConfig(
                 upstream_url=upstream_url,
                 upstream_api_key=args.upstream_api_key,
@@ -209,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 history_cache_ttl_s=args.history_cache_ttl,
                 metrics=args.metrics, log_format=args.log_format,  # -- observability (issue 8)
                 ws_max_connection_s=args.ws_max_connection_seconds,  # -- WebSocket mode
+                seal_key=seal_key,  # -- sealed blobs
             )
         except ValueError as exc:
             p.error(str(exc))

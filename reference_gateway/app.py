@@ -2,11 +2,13 @@
 OpenAI envelopes.
 
     POST   /v1/responses                          create (streamed, non-streamed, background)
-    GET    /v1/responses/{id}                     the stored Response object, as it was sent
+    GET    /v1/responses/{id}                     the stored Response object, as it was sent; with
+                                                  ?stream=true[&starting_after=N] its events (replay.py)
     GET    /v1/responses/{id}/input_items         the input items of that request (pagination.py)
     DELETE /v1/responses/{id}                     {"id", "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel              background responses only (background.py)
     POST   /v1/responses/compact                  the conversation as one item (compaction.py)
+    POST   /v1/responses/input_tokens             the input's token count (input_tokens.py)
     GET    /v1/models, /health
     WS     /v1/responses                          WebSocket mode: one response.create per turn (websocket.py)
 
@@ -35,7 +37,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from reference_gateway import observe
+from reference_gateway import input_tokens, observe, replay
 from reference_gateway.auth import Keyring, RequireAPIKey, tenant
 from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
@@ -161,7 +163,17 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def compact(request: Request) -> Response:
         return JSONResponse(gateway.compact(await read_json(request, config.max_body_bytes), tenant(request)))
 
+    async def count_input_tokens(request: Request) -> Response:
+        body = await read_json(request, config.max_body_bytes)
+        counted, source = await unless_disconnected(request, gateway.count_input_tokens(body, tenant(request)))
+        return JSONResponse(counted, headers={input_tokens.SOURCE_HEADER: source})
+
     async def retrieve(request: Request) -> Response:
+        """GET: the stored object; with ``?stream=true[&starting_after=N]`` its events again (replay.py)."""
+        stream, starting_after = replay.wants_stream(request.query_params)
+        if stream:
+            events = gateway.replay(request.path_params["response_id"], tenant(request), starting_after)
+            return StreamingResponse(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
         return JSONResponse(gateway.retrieve(request.path_params["response_id"], tenant(request)))
 
     async def input_items(request: Request) -> Response:
@@ -183,6 +195,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     routes = [
         Route("/v1/responses", create, methods=["POST"]),
         Route("/v1/responses/compact", compact, methods=["POST"]),
+        Route("/v1/responses/input_tokens", count_input_tokens, methods=["POST"]),  # before {response_id}
         Route("/v1/responses/{response_id}", retrieve, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),

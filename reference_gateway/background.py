@@ -25,8 +25,13 @@ Every pending row is swept the same way: a background response's, and a stored s
 through the store's writer thread (store_writer.py); the heartbeat, the sweep and ``cancel``
 are single short statements on the event loop.
 
-Streaming a background response is not offered (``stream: true`` with ``background: true`` is
-refused in params.py): the generation uses the upstream's non-streamed call.
+``background`` with ``stream`` (``start_stream``): the generation is the same event stream a
+streamed response has (gateway.py's ``ChatAnswer``, stored and with its events kept as it goes,
+response_keeper.py), run by a task of this runner instead of by the client's request. Its events
+go to a ``Feed`` (response_feed.py) that the creating client and any ``GET ?stream=true``
+(replay.py) follow; a client that goes away does not stop it; ``cancel`` does (the stream's
+listeners then see it end without a terminal event, and the stored response is ``cancelled``).
+Without ``stream``, the generation uses the upstream's non-streamed call and keeps no events.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from reference_gateway import translate
 from reference_gateway.errors import APIError
 from reference_gateway.params import CreateRequest
+from reference_gateway.response_feed import Feed
 from reference_gateway.store_contract import PENDING, ResponseStore
 from reference_gateway.store_writer import StoreWriter
 from reference_gateway.upstream import Upstream
@@ -61,6 +68,7 @@ class BackgroundRunner:
         self._writer = writer
         self._tasks: dict[str, asyncio.Task] = {}
         self._owners: dict[str, str] = {}
+        self._feeds: dict[str, Feed] = {}  # the running background streams' events
         self._lease_s = orphan_after_s
         self._watcher: asyncio.Task | None = None
 
@@ -91,8 +99,9 @@ class BackgroundRunner:
                 log.exception("background: heartbeat or orphan sweep failed")
 
     # -- responses ---------------------------------------------------------------------------
-    def start(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, *, owner: str) -> None:
-        task = asyncio.create_task(self._run(req, copy.deepcopy(response), chat, upstream, owner))
+    def start(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, *, owner: str,
+              seal: Callable[[dict], dict] | None = None) -> None:
+        task = asyncio.create_task(self._run(req, copy.deepcopy(response), chat, upstream, owner, seal))
         self._tasks[response["id"]] = task
         self._owners[response["id"]] = owner
 
@@ -102,12 +111,51 @@ class BackgroundRunner:
 
         task.add_done_callback(forget)
 
-    async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, owner: str) -> None:
+    def start_stream(self, response_id: str, events: AsyncIterator[dict], close: Callable[[], Awaitable[None]], *,
+                     owner: str) -> Feed:
+        """Run a background stream's ``events`` to their end (``close`` then closes its upstream
+        request), published to the returned feed."""
+        feed = Feed(owner)
+        self._feeds[response_id] = feed
+
+        async def run() -> None:
+            try:
+                async for event in events:
+                    feed.publish(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # ``ended`` already turned a bug into error + response.failed
+                log.exception("background stream %s failed", response_id)
+            finally:
+                feed.close()
+                self._feeds.pop(response_id, None)
+                await events.aclose()
+                await close()
+
+        task = asyncio.create_task(run())
+        self._tasks[response_id] = task
+        self._owners[response_id] = owner
+
+        def forget(_task: asyncio.Task) -> None:
+            self._tasks.pop(response_id, None)
+            self._owners.pop(response_id, None)
+
+        task.add_done_callback(forget)
+        return feed
+
+    def feed(self, response_id: str, owner: str) -> Feed | None:
+        """The running background stream ``owner`` has with that id, or None."""
+        feed = self._feeds.get(response_id)
+        return feed if feed is not None and feed.owner == owner else None
+
+    async def _run(self, req: CreateRequest, response: dict, chat: dict, upstream: Upstream, owner: str,
+                   seal: Callable[[dict], dict] | None = None) -> None:
         response["status"] = "in_progress"
         if not await self._update_pending(response, owner):
             return  # cancelled before it started
         try:
-            translate.from_chat_completion(req, response, await upstream.complete(chat, truncation=req.truncation))
+            translate.from_chat_completion(req, response, await upstream.complete(chat, truncation=req.truncation),
+                                           seal=seal)
         except APIError as exc:
             translate.fail(response, exc.message, exc.code or "server_error")
         except asyncio.CancelledError:

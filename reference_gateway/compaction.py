@@ -10,10 +10,11 @@ Decisions:
   item of the conversation that is not a user message (assistant messages, reasoning, tool calls
   and their outputs, built-in tool items), in order, so a request that sends the compacted
   output back sees exactly the context it would have seen. ``usage`` is therefore zero.
-- ``encrypted_content`` is opaque to clients but not encrypted: ``rgc1.`` + base64url of the
-  items' compact JSON. A client could forge one, but only of its own context, which it can send
-  as plain items anyway; nothing a client can put there reaches anyone else. A blob that does
-  not decode is a 400 naming ``input[i].encrypted_content``.
+- ``encrypted_content`` is the packed items sealed for the tenant that asked (sealing.py:
+  AES-GCM under a key derived from the gateway's seal key and the API key's owner). A blob that
+  does not open (altered, another gateway's, another tenant's) is a 400
+  ``invalid_encrypted_content`` naming ``input[i].encrypted_content``, checked in
+  ``Gateway.prepare`` (which knows the tenant) before anything is sent upstream.
 - User messages are moved out of the blob and listed first, as OpenAI lists them. Their
   position relative to the other items is recorded in the blob (``{"user": k}`` markers), so
   expansion restores the original order exactly.
@@ -25,15 +26,13 @@ Decisions:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 
 from reference_gateway.errors import invalid
 from reference_gateway.ids import new_id
+from reference_gateway.sealing import Sealer
 
-PREFIX = "rgc1."
+PURPOSE = "compaction"
 ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
               "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
 
@@ -42,8 +41,9 @@ def _is_user(item: dict) -> bool:
     return item.get("type") == "message" and item.get("role") == "user"
 
 
-def pack(items: list[dict]) -> str:
-    """The compaction blob of ``items``: the non-user items, with markers where users spoke."""
+def pack(items: list[dict], sealer: Sealer, owner: str) -> str:
+    """The compaction blob of ``items``: the non-user items, with markers where users spoke,
+    sealed for ``owner``."""
     packed, users = [], 0
     for item in items:
         if _is_user(item):
@@ -51,27 +51,20 @@ def pack(items: list[dict]) -> str:
             users += 1
         else:
             packed.append(item)
-    data = json.dumps(packed, separators=(",", ":"), ensure_ascii=False).encode()
-    return PREFIX + base64.urlsafe_b64encode(data).decode().rstrip("=")
+    return sealer.seal(packed, owner=owner, purpose=PURPOSE)
 
 
-def unpack(blob: str, where: str) -> list[dict]:
+def unpack(blob: str, where: str, sealer: Sealer, owner: str) -> list[dict]:
     """The items a blob packed, user markers included (``{"user": k}``)."""
-    bad = invalid(f"Invalid '{where}.encrypted_content': not a compaction made by this gateway.",
-                  param=f"{where}.encrypted_content")
-    if not isinstance(blob, str) or not blob.startswith(PREFIX):
-        raise bad
-    text = blob[len(PREFIX):]
-    try:
-        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise bad from None
+    param = f"{where}.encrypted_content"
+    data = sealer.open(blob, owner=owner, purpose=PURPOSE, param=param)
     if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
-        raise bad
+        raise invalid(f"Invalid '{param}': not a compaction made by this gateway.", param=param,
+                      code="invalid_encrypted_content")
     return data
 
 
-def expand(context: list[dict]) -> list[dict]:
+def expand(context: list[dict], sealer: Sealer, owner: str) -> list[dict]:
     """``context`` with each compaction item replaced by what it packed, its user messages put
     back where they were: they are the ``k`` user messages right before the item (the compact
     endpoint lists them first), ``k`` being the item's number of user markers."""
@@ -80,7 +73,7 @@ def expand(context: list[dict]) -> list[dict]:
         if item.get("type") != "compaction":
             out.append(item)
             continue
-        packed = unpack(item.get("encrypted_content"), f"input[{n}]")
+        packed = unpack(item.get("encrypted_content"), f"input[{n}]", sealer, owner)
         wanted = sum(1 for p in packed if set(p) == {"user"})
         users: list[dict] = []
         while out and _is_user(out[-1]) and len(users) < wanted:
@@ -93,9 +86,9 @@ def expand(context: list[dict]) -> list[dict]:
     return out
 
 
-def compacted(context: list[dict]) -> dict:
+def compacted(context: list[dict], sealer: Sealer, owner: str) -> dict:
     """The CompactedResponse for a conversation (already expanded: no compaction items)."""
     users = [item for item in context if _is_user(item)]
-    item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": pack(context)}
+    item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": pack(context, sealer, owner)}
     return {"id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
             "output": users + [item], "usage": dict(ZERO_USAGE)}

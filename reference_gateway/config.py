@@ -8,6 +8,7 @@ from reference_gateway.auth import check_keys
 from reference_gateway.builtin.config import BuiltinConfig
 from reference_gateway.logs import check_format  # -- observability (issue 8)
 from reference_gateway.routing import API_KINDS, Routes, UpstreamSpec
+from reference_gateway.sealing import KEY_BYTES, new_key
 from reference_gateway.store import check_location
 
 # The name of the one upstream of a gateway without --routes.
@@ -98,6 +99,10 @@ class GatewayConfig:
     # A socket's lifetime: past it, its next turn is refused (websocket_connection_limit_reached)
     # and the socket closed. 3600: OpenAI's WebSocket mode closes connections after 60 minutes.
     ws_max_connection_s: float = 3600.0
+    # -- sealed blobs (sealing.py): the key compaction items and reasoning encrypted_content are
+    # sealed with. Random per config (so shared by --workers, which get the config pickled), lost
+    # on restart unless read from --seal-key-file. Out of repr (and logs).
+    seal_key: bytes = field(default_factory=new_key, repr=False, compare=False)
     # An OpenTelemetry TracerProvider to trace with (a test's in-memory one); None: traces only
     # when the OTEL_* environment configures an exporter (tracing.py).
     tracer_provider: object | None = field(default=None, repr=False, compare=False)
@@ -140,6 +145,8 @@ class GatewayConfig:
         if not self.ws_max_connection_s > 0:
             raise ValueError(f"ws_max_connection_s must be positive, got {self.ws_max_connection_s}")
         check_format(self.log_format)
+        if len(self.seal_key) < KEY_BYTES:
+            raise ValueError(f"seal_key must have at least {KEY_BYTES} bytes")
 
     @property
     def upstream_specs(self) -> tuple[UpstreamSpec, ...]:

@@ -34,6 +34,7 @@ which keeps this file free of I/O.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -75,8 +76,15 @@ _TEXT_KINDS = {
 
 
 class Emitter:
-    def __init__(self, response: dict) -> None:
+    def __init__(self, response: dict, *, seal: Callable[[dict], dict] | None = None,
+                 split: Callable[[str], tuple[str | None, str]] | None = None) -> None:
         self.response = response  # the Response object, filled in as the stream goes
+        # Sets a finished reasoning item's ``encrypted_content`` (encrypted_reasoning.py), when
+        # the request asked for it: the item carries it from its ``output_item.done`` on.
+        self._seal = seal
+        # A called function's (namespace, name) from the name the chat upstream used (tools.py
+        # ToolSetup.split: namespace tools' functions); None: names are kept as they are.
+        self._split = split
         self.state = State.IDLE
         self.output: list[dict] = []  # closed items, in output_index order
         self._sequence = 0
@@ -111,10 +119,9 @@ class Emitter:
     def start(self) -> list[dict]:
         self._expect(State.IDLE)
         self.state = State.STARTED
-        return [
-            self._event("response.created", response=self._snapshot()),
-            self._event("response.in_progress", response=self._snapshot()),
-        ]
+        created = self._event("response.created", response=self._snapshot())  # queued, for a background one
+        self.response["status"] = "in_progress"
+        return [created, self._event("response.in_progress", response=self._snapshot())]
 
     # -- text-like items (reasoning, message) -------------------------------------------------
 
@@ -140,6 +147,8 @@ class Emitter:
         if self.state is State.IN_REASONING:
             status = "completed"
         item = build(self._item_id, status=status, content=[part(text)])
+        if self.state is State.IN_REASONING and self._seal is not None:
+            self._seal(item)
         where = self._where()
         done_fields = {"text": text, "logprobs": []} if self.state is State.IN_TEXT else {"text": text}
         events = [
@@ -195,17 +204,18 @@ class Emitter:
         item_id = new_id("fc")
         index = len(self.output)
         call_id = call.call_id or new_id("call")
-        added = translate.function_call_item(item_id, call_id=call_id, name=call.name, arguments="",
-                                             status="in_progress")
+        namespace, name = self._split(call.name) if self._split is not None else (None, call.name)
+        added = translate.function_call_item(item_id, call_id=call_id, name=name, arguments="",
+                                             status="in_progress", namespace=namespace)
         events = [self._event("response.output_item.added", output_index=index, item=added)]
         for fragment in call.fragments:
             events.append(self._event("response.function_call_arguments.delta", item_id=item_id,
                                       output_index=index, delta=fragment))
         arguments = "".join(call.fragments)
         events.append(self._event("response.function_call_arguments.done", item_id=item_id, output_index=index,
-                                  arguments=arguments, name=call.name))
-        item = translate.function_call_item(item_id, call_id=call_id, name=call.name, arguments=arguments,
-                                            status=status)
+                                  arguments=arguments, name=name))
+        item = translate.function_call_item(item_id, call_id=call_id, name=name, arguments=arguments,
+                                            status=status, namespace=namespace)
         events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
         self.output.append(item)
         return events

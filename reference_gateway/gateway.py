@@ -33,11 +33,12 @@ that never existed, by status, code and message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
 
-from reference_gateway import compaction, native, observe, translate
+from reference_gateway import compaction, encrypted_reasoning, input_tokens, native, observe, replay, translate
 from reference_gateway.background import BackgroundRunner
 from reference_gateway.builtin.hosted import Hosted, hosted_tools
 from reference_gateway.builtin.loop import Builtins, ToolLoop, check_approvals
@@ -51,6 +52,7 @@ from reference_gateway.params import CreateRequest, parse_compact, parse_create
 from reference_gateway.response_keeper import Keeper
 from reference_gateway.sandbox.contract import CodeSandbox, SandboxError
 from reference_gateway.sandbox.modes import open_sandbox
+from reference_gateway.sealing import Sealer
 from reference_gateway.store import open_store
 from reference_gateway.store_contract import PENDING, StoredResponse
 from reference_gateway.store_writer import StoreWriter
@@ -88,6 +90,8 @@ class Turn:
     response: dict  # the Response object, in_progress (or queued)
     keep: Keeper  # stores the response as it goes (when ``store``), and caches it final
     answer: Answer  # chosen once, by ``prepare``
+    # Seals a finished reasoning item (include reasoning.encrypted_content), else None
+    seal: Callable[[dict], dict] | None = None
 
 
 def open_code_sandbox(config: GatewayConfig) -> CodeSandbox | None:
@@ -127,7 +131,7 @@ async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep
     try:
         async for event in body:
             if event["type"] == "response.created":
-                await keep.opened(event["response"])
+                await keep.opened(event["response"], event)
             else:
                 keep.grew(event)
             yield event
@@ -136,13 +140,12 @@ async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep
             raise
         log.exception("stream of %s failed", emitter.response["id"])
         events = emitter.fail("The gateway had an internal error.")
-        await keep(emitter.response)
+        await keep(emitter.response, events)
         for event in events:
             yield event
     except BaseException:  # CancelledError or GeneratorExit: the client went away
         if emitter.running:
-            emitter.fail("The client disconnected before the response finished.")
-            keep.soon(emitter.response)
+            keep.soon(emitter.response, emitter.fail("The client disconnected before the response finished."))
         raise
     finally:
         await body.aclose()
@@ -155,7 +158,7 @@ async def kept_when_final(events: AsyncIterator[dict], source: Emitter | native.
     kept = False
     async for event in events:
         if not kept and event["type"] in FINAL_EVENTS:
-            await keep(source.response)
+            await keep(source.response, [event])
             kept = True
         yield event
 
@@ -167,7 +170,9 @@ class NativeAnswer:
     def refuse(turn: Turn) -> None:
         for present, param, what in ((bool(turn.hosted), "tools", "built-in tools with a native Responses upstream"),
                                      (turn.req.background, "background",
-                                      "background responses with a native Responses upstream")):
+                                      "background responses with a native Responses upstream"),
+                                     (encrypted_reasoning.INCLUDE in turn.req.include, "include",
+                                      "include 'reasoning.encrypted_content' with a native Responses upstream")):
             if present:
                 raise APIError(400, f"This gateway does not support {what}.", param=param,
                                code="unsupported_parameter")
@@ -202,8 +207,8 @@ class ToolLoopAnswer:
         self.builtins = builtins
 
     def loop(self, turn: Turn) -> ToolLoop:
-        return ToolLoop(turn.req, Emitter(turn.response), turn.messages, turn.context, turn.hosted,
-                        self.builtins, turn.upstream)
+        emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split)
+        return ToolLoop(turn.req, emitter, turn.messages, turn.context, turn.hosted, self.builtins, turn.upstream)
 
     async def respond(self, turn: Turn) -> dict:
         if turn.req.background:
@@ -221,6 +226,9 @@ class ToolLoopAnswer:
     async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
         """Stored once, when final: before its ``error`` or terminal event is sent (and
         through ``ended``)."""
+        if turn.req.background:
+            raise APIError(400, "Background responses with built-in tools are not supported by this gateway.",
+                           param="background", code="unsupported_parameter")
         loop = self.loop(turn)
         return ended(kept_when_final(loop.events(), loop.emitter, turn.keep), loop.emitter,
                      turn.keep), nothing_to_close
@@ -238,19 +246,26 @@ class ChatAnswer:
         if req.background:
             await turn.keep.opened(response)  # queued, before the client hears of it
             self.background.start(req, response, translate.chat_request(req, turn.messages, stream=False),
-                                  turn.upstream, owner=turn.owner)
+                                  turn.upstream, owner=turn.owner, seal=turn.seal)
             return response
         completion = await turn.upstream.complete(translate.chat_request(req, turn.messages, stream=False),
                                                   truncation=req.truncation)
-        translate.from_chat_completion(req, response, completion)
+        translate.from_chat_completion(req, response, completion, seal=turn.seal)
         await turn.keep(response)
         return response
 
     async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+        """A background stream (``background`` with ``stream``) runs as the background runner's
+        task, whoever listens: the client reads its feed (response_feed.py) and may go away
+        and come back (``GET ?stream=true&starting_after=N``, replay.py) while it runs on."""
         opened = await turn.upstream.open_stream(translate.chat_request(turn.req, turn.messages, stream=True),
                                                  truncation=turn.req.truncation)
-        emitter = Emitter(turn.response)
-        return ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep), opened.aclose
+        emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split)
+        events = ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep)
+        if turn.req.background:
+            feed = self.background.start_stream(turn.response["id"], events, opened.aclose, owner=turn.owner)
+            return feed.follow(), nothing_to_close
+        return events, opened.aclose
 
     @staticmethod
     async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[dict]:
@@ -281,7 +296,7 @@ class ChatAnswer:
                                           code="upstream_error")
                 else:
                     events = emitter.finish(finish_reason, chat_usage)
-            await keep(emitter.response)  # stored before the terminal event: a GET right after sees it
+            await keep(emitter.response, events)  # stored before the terminal event: a GET right after sees it
             for event in events:
                 yield event
         finally:
@@ -300,6 +315,7 @@ class Gateway:
         self.writer = StoreWriter(self.store)  # response writes, off the event loop (store_writer.py)
         self.background = BackgroundRunner(self.store, self.writer, orphan_after_s=config.orphan_after_s)
         self.upstreams: dict[str, Upstream] = {}  # created on the server's event loop, in start (routing.py)
+        self.sealer = Sealer(config.seal_key)  # compaction and reasoning blobs (sealing.py)
         self.sandbox = open_code_sandbox(config)
         self.builtins = Builtins(
             config=config.builtin, mcp=McpClient(), sandbox=self.sandbox,
@@ -328,12 +344,21 @@ class Gateway:
 
     # -- create
 
+    def opened(self, items: list[dict], owner: str) -> list[dict]:
+        """``items`` (a request's input) with the sealed blobs this gateway made for ``owner``
+        opened: reasoning items given back their content (encrypted_reasoning.py), compaction
+        items replaced by what they packed (compaction.py). A blob that does not open: 400
+        ``invalid_encrypted_content``."""
+        return compaction.expand(encrypted_reasoning.expand(items, self.sealer, owner), self.sealer, owner)
+
     def conversation(self, req: CreateRequest, owner: str,
                      cached: Callable[[str], StoredResponse | None] | None = None) -> list[dict]:
-        """The stored chain (if any, and ``owner``'s) followed by this request's input items.
+        """The stored chain (if any, and ``owner``'s) followed by this request's input items,
+        their sealed blobs opened (stored chains are kept opened).
         ``cached``: a WebSocket's own cache, asked before the store (websocket.py, rule 8)."""
+        items = self.opened(list(req.input_items), owner)
         if req.previous_response_id is None:
-            return list(req.input_items)
+            return items
         previous = cached(req.previous_response_id) if cached is not None else None
         if previous is None:
             previous = self.history.record(req.previous_response_id, owner)
@@ -346,7 +371,7 @@ class Gateway:
                 param="previous_response_id",
                 code="previous_response_in_progress",
             )
-        return previous.context + previous.body["output"] + list(req.input_items)
+        return previous.context + previous.body["output"] + items
 
     def route(self, model: str) -> tuple[Upstream, str]:
         """The upstream serving ``model`` (routing.py) and its api kind; 404 ``model_not_found``
@@ -372,7 +397,7 @@ class Gateway:
         hosted = hosted_tools(req.tools.tools, [t["name"] for t in req.tools.functions], config=self.builtins.config,
                               code_interpreter=self.builtins.sandbox is not None,
                               web_search_profile=self.config.web_search_profile,
-                              request_headers=dict(req.tools.mcp_headers))
+                              request_headers=dict(req.tools.mcp_headers), tool_choice=req.tools.tool_choice)
         approvals = [n for n, i in enumerate(req.input_items) if i["type"] == "mcp_approval_response"]
         if approvals and not hosted.mcp:
             raise APIError(400, "An mcp_approval_response needs its mcp tool in 'tools' again.",
@@ -382,8 +407,11 @@ class Gateway:
         response = translate.new_response(req)
         observe.note_create(req, response)
         answer: Answer = self.native if api_kind == "responses" else self.tool_loop if hosted else self.chat
+        seal = None
+        if encrypted_reasoning.INCLUDE in req.include:
+            seal = functools.partial(encrypted_reasoning.seal, sealer=self.sealer, owner=owner)
         return Turn(req, owner, upstream, api_kind, context, hosted, messages, response,
-                    self._keeper(req, owner, context), answer)
+                    self._keeper(req, owner, context), answer, seal)
 
     def _keeper(self, req: CreateRequest, owner: str, context: list[dict]) -> Keeper:
         return Keeper(self.writer, self.history, owner=owner, input_items=list(req.input_items), context=context)
@@ -404,6 +432,7 @@ class Gateway:
     def compact(self, body: object, owner: str) -> dict:
         """``POST /v1/responses/compact`` (compaction.py): the conversation as one item."""
         body, items = parse_compact(body)
+        items = self.opened(items, owner)
         if body.get("previous_response_id") is not None:
             previous = self.history.record(body["previous_response_id"], owner)
             if previous is None:
@@ -412,13 +441,46 @@ class Gateway:
         if not items:
             raise APIError(400, "Nothing to compact: give 'input' or 'previous_response_id'.", param="input",
                            code="missing_required_parameter")
-        return compaction.compacted(compaction.expand(items))
+        return compaction.compacted(items, self.sealer, owner)
+
+    async def count_input_tokens(self, body: object, owner: str) -> tuple[dict, str]:
+        """``POST /v1/responses/input_tokens`` (input_tokens.py): the count, and who counted
+        (``upstream`` or ``estimate``)."""
+        model_given = isinstance(body, dict) and body.get("model") is not None
+        req = input_tokens.parse_count(body, default_model=None if self.config.routes is not None else "default")
+        upstream, api_kind = self.route(req.model)
+        messages = translate.chat_messages(req.instructions, self.conversation(req, owner))
+        tools = req.tools.chat_fields(req.parallel_tool_calls).get("tools")
+        if api_kind == "chat_completions":
+            ask = {"messages": messages, "add_generation_prompt": True}
+            if model_given:
+                ask["model"] = req.model
+            if tools:
+                ask["tools"] = tools
+            count = await upstream.tokenize(ask)
+            if count is not None:
+                return input_tokens.counted(count), "upstream"
+        return input_tokens.counted(input_tokens.estimate_tokens(messages, tools)), "estimate"
 
     def retrieve(self, response_id: str, owner: str) -> dict:
         response = self.store.get(response_id, owner)
         if response is None:
             raise not_found(response_id)
         return response
+
+    def replay(self, response_id: str, owner: str, starting_after: int) -> AsyncIterator[dict]:
+        """``GET /v1/responses/{id}?stream=true`` (replay.py): the events after
+        ``starting_after``, from the live feed of a background stream running here, else from
+        the store. Refusals (404, 400 ``stream_not_available``) are raised here, before any event."""
+        body = self.store.get(response_id, owner)
+        if body is None:
+            raise not_found(response_id)
+        feed = self.background.feed(response_id, owner)
+        if feed is not None:
+            return replay.from_feed(feed, starting_after)
+        if not self.store.has_events(response_id, owner):
+            raise replay.not_streamed(response_id)
+        return replay.from_store(self.store, response_id, owner, starting_after)
 
     def input_items(self, response_id: str, owner: str, query: Mapping[str, str]) -> dict:
         record = self.store.record(response_id, owner)

@@ -4,10 +4,13 @@ Accepted item types (anything else is refused with ``unsupported_parameter`` nam
 ``input[i].type``):
 
     message               roles user/system/developer -> ``ResponseInputMessageItem`` with
-                          ``input_text`` parts; role assistant -> ``ResponseOutputMessage`` with
+                          ``input_text``, ``input_image`` and ``input_file`` parts (content_parts.py:
+                          what is accepted of each, and why ``file_id`` and ``file_url`` are
+                          refused); role assistant -> ``ResponseOutputMessage`` with
                           ``output_text`` parts (assistant history fed back by a client), keeping
                           its ``phase`` (commentary / final_answer) when it has one
-    function_call         a call the model made earlier (``ResponseFunctionToolCallItem``)
+    function_call         a call the model made earlier (``ResponseFunctionToolCallItem``), keeping
+                          its ``namespace`` when it has one
     function_call_output  the client's result for a call (``ResponseFunctionToolCallOutputItem``)
     reasoning             a reasoning item fed back by a client (vLLM's client pattern); kept in
                           the stored context, contributes nothing to the chat messages
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reference_gateway.compaction import unpack
+from reference_gateway.content_parts import MEDIA_PART_TYPES, media_part
 from reference_gateway.errors import invalid, unsupported
 from reference_gateway.ids import new_id
 
@@ -85,13 +88,14 @@ def _item_id(item: dict, where: str, prefix: str) -> str:
     return given
 
 
-def _texts(content: Any, where: str, field: str = "content") -> list[str]:
-    """Texts of ``where.field``: a string, or an array of input_text/output_text parts."""
+def _texts(content: Any, where: str, field: str = "content", *, media: bool = False) -> list[str | dict]:
+    """Texts of ``where.field``: a string, or an array of input_text/output_text parts; with
+    ``media``, also ``input_image``/``input_file`` parts, each as its normalized part (a dict)."""
     if isinstance(content, str):
         return [content]
     if not isinstance(content, list):
         raise type_error(f"{where}.{field}", "a string or an array of content parts", content)
-    texts = []
+    texts: list[str | dict] = []
     for j, part in enumerate(content):
         part_where = f"{where}.{field}[{j}]"
         if not isinstance(part, dict):
@@ -99,6 +103,9 @@ def _texts(content: Any, where: str, field: str = "content") -> list[str]:
         if part.get("type") is None:
             raise invalid(f"Missing required parameter: '{part_where}.type'.", param=f"{part_where}.type",
                           code="missing_required_parameter")
+        if media and part.get("type") in MEDIA_PART_TYPES:
+            texts.append(media_part(part, part_where))
+            continue
         if part.get("type") not in TEXT_PART_TYPES:
             raise unsupported(f"{part_where}.type", f"content part type {shown(part.get('type'))}")
         if not isinstance(part.get("text"), str):
@@ -115,7 +122,7 @@ def _message(item: dict, where: str) -> dict:
             param=f"{where}.role",
             code="invalid_value" if role is not None else "missing_required_parameter",
         )
-    texts = _texts(item.get("content"), where)
+    texts = _texts(item.get("content"), where, media=role != "assistant")
     item_id = _item_id(item, where, "msg")
     phase = item.get("phase")
     if phase is not None and (role != "assistant" or phase not in MESSAGE_PHASES):
@@ -124,7 +131,7 @@ def _message(item: dict, where: str) -> dict:
     if role == "assistant":
         parts = [{"type": "output_text", "text": t, "annotations": [], "logprobs": []} for t in texts]
     else:
-        parts = [{"type": "input_text", "text": t} for t in texts]
+        parts = [{"type": "input_text", "text": t} if isinstance(t, str) else t for t in texts]
     normalized = {"id": item_id, "type": "message", "role": role, "content": parts, "status": "completed"}
     if phase is not None:
         normalized["phase"] = phase  # kept: stored, listed by input_items, sent to a native upstream
@@ -132,7 +139,7 @@ def _message(item: dict, where: str) -> dict:
 
 
 def _function_call(item: dict, where: str) -> dict:
-    return {
+    normalized = {
         "id": _item_id(item, where, "fc"),
         "type": "function_call",
         "call_id": _required_string(item, "call_id", where),
@@ -140,6 +147,12 @@ def _function_call(item: dict, where: str) -> dict:
         "arguments": _required_string(item, "arguments", where),
         "status": "completed",
     }
+    namespace = item.get("namespace")
+    if namespace is not None:  # a call to a function of a namespace tool (tools.py)
+        if not isinstance(namespace, str):
+            raise type_error(f"{where}.namespace", "a string", namespace)
+        normalized["namespace"] = namespace
+    return normalized
 
 
 def _function_call_output(item: dict, where: str) -> dict:
@@ -202,10 +215,10 @@ def _fed_back(item: dict, where: str) -> dict:
 
 
 def _compaction(item: dict, where: str) -> dict:
-    """A ``compaction`` item from ``POST /v1/responses/compact`` (compaction.py), checked now so
-    that a bad blob is a 400 naming its place."""
+    """A ``compaction`` item from ``POST /v1/responses/compact`` (compaction.py); its blob is
+    opened by ``Gateway.conversation`` (which knows the tenant it was sealed for), before anything
+    is sent upstream."""
     blob = _required_string(item, "encrypted_content", where)
-    unpack(blob, where)
     return {"id": _item_id(item, where, "cmp"), "type": "compaction", "encrypted_content": blob}
 
 

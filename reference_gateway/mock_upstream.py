@@ -1,26 +1,35 @@
 """The embedded deterministic chat-completions server (the reference target's "model").
 
-Output is words from a fixed vocabulary, drawn by a PRNG seeded with a hash of the request's
-messages: the same messages always give the same answer. One token is one word chunk
+Plain text (5. below) is words from a fixed vocabulary, drawn by a PRNG seeded with a hash of the
+request's messages: the same messages always give the same answer, and every other kind of
+answer is as deterministic, streamed or not. One token is one word chunk
 (``"lorem"``, ``" ipsum"``, ...). ``max_tokens`` / ``max_completion_tokens`` cut the answer
 with ``finish_reason: "length"``; otherwise it is ``DEFAULT_TOKENS`` long and ends with ``stop``.
 
 What the request asks for decides the kind of answer, in this order:
 
-1. Tool calls, when the request has ``tools``, the last message is not a ``tool`` message
-   (a tool result is always answered with text, so a round trip ends), ``tool_choice`` is not
-   ``"none"``, and either ``tool_choice`` is ``"required"`` or names a function, or it is
-   ``"auto"``/absent and the last user message contains the word "tool" or "call"
-   (case-insensitive, whole word). Which tools: the named one; else the first, plus the second
-   when ``tool_choice`` is ``"required"``, ``parallel_tool_calls`` is not false and two or more
-   tools are offered. Arguments are JSON generated from each tool's ``parameters`` schema
-   (schema_example.py; a string ``code`` parameter gets the prompt's fenced code block and a
-   ``query`` the prompt's text: ``tool_arguments``); ids are ``call_`` + 24 hex digits, distinct and deterministic. Streamed,
-   each call's arguments come in ``TOOL_ARGUMENT_CHUNK``-character chunks after a first chunk
-   with its id and name; ``finish_reason`` is ``tool_calls``. Each chunk counts as a token.
+1. Tool calls, as a tool-using model makes them (mock_tool_use.py): with function ``tools``
+   offered and ``tool_choice`` auto (or absent) or required, a last user message gets a call of
+   the tool most relevant to its words (several when ``parallel_tool_calls`` allows and several
+   are relevant; under ``required`` always at least one), ``tool_choice`` naming a function gets
+   that one, ``"none"`` gets text. Arguments are JSON valid against the tool's ``parameters``
+   schema, with values drawn from the prompt where a property asks for them ("location" <-
+   "San Francisco"; mock_arguments.py). Ids are ``call_`` + 24 hex digits, distinct and
+   deterministic. Streamed, each call's arguments come in ``TOOL_ARGUMENT_CHUNK``-character
+   chunks after a first chunk with its id and name; ``finish_reason`` is ``tool_calls``. Each
+   chunk counts as a token.
 2. Structured output, when ``response_format`` is ``json_schema`` (JSON generated from the
    schema) or ``json_object`` (``{"answer": "<words>"}``), in ``JSON_CHUNK``-character tokens.
-3. Text, as above.
+3. After tool results (the last message is a ``tool`` message): text that quotes each output
+   under its function's name (mock_tool_use.after_tools), one word a token.
+4. About images and files, when the last message is a user message with ``image_url`` or
+   ``file`` content parts: one sentence each, from their bytes (format, pixel size and byte
+   size of a data-URL image, the URL of any other, a file's name, size and first line;
+   mock_attachments.py), one word a token. Nothing is fetched.
+5. Text, as above.
+
+``POST /tokenize`` (vLLM's route, outside ``/v1``) counts chat ``messages`` as
+``usage.prompt_tokens`` counts them.
 
 Model-name directives (anything else behaves like ``mock-1``):
     mock-empty          an empty answer
@@ -44,6 +53,10 @@ Model-name directives (anything else behaves like ``mock-1``):
                         last message is a tool result; for testing that what sits in front of it
                         enforces ``allowed_tools`` (the gateway sends only the allowed tools)
     mock-window:N       ``mock-1`` with a context window of N tokens instead of ``CONTEXT_WINDOW``
+    mock-text-only      ``mock-1`` without vision: media content parts (``image_url``, ...) and
+                        ``file`` parts are refused exactly as vLLM refuses them for a text-only
+                        model (HTTP 400, "mock-text-only is not a multimodal model";
+                        mock_attachments.py), so the error mapping in front of it can be tested
 
 Context window: a request whose messages hold more than ``CONTEXT_WINDOW`` tokens (counted as
 ``usage.prompt_tokens`` counts them: the words of the messages' text) is refused exactly as vLLM
@@ -115,11 +128,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from reference_gateway.mock_attachments import (
+    TEXT_ONLY_MODEL,
+    attachments,
+    describe,
+    text_only_refusal,
+)
+from reference_gateway.mock_tool_use import after_tools, call_arguments, chosen_tools
 from reference_gateway.schema_example import example
 
 MODEL = "mock-1"
-# The code a call of a tool with a ``code`` parameter runs when the prompt holds no code block.
-DEFAULT_CODE = "print(6 * 7)"
 DEFAULT_TOKENS = 24
 SLOW_DELAY_S = 1.0
 BROKEN_STREAM_TOKENS = 3
@@ -152,7 +170,6 @@ WINDOW_PREFIX = "mock-window:"
 # max_position_embeddings; 32k is a common one (Llama 2 long, Mistral 7B), and far beyond every
 # request of the suite but the oversized-input scenario (suites/scenarios/errors/).
 CONTEXT_WINDOW = 32768
-TOOL_WORDS = re.compile(r"\b(tool|call)\b", re.IGNORECASE)
 VOCABULARY = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
     "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud"
@@ -181,62 +198,17 @@ def prompt_tokens(messages: list) -> int:
     return max(words, 1)
 
 
+def words(text: str) -> list[str]:
+    """``text`` as word tokens, each with the whitespace before it: they join back into ``text``."""
+    return re.findall(r"\s*\S+", text)
+
+
 def _chunks(text: str, size: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
 
 def _compact(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _last_user_text(messages: list) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return content if isinstance(content, str) else ""
-    return ""
-
-
-def chosen_tools(body: dict) -> list[dict]:
-    """The ``function`` objects of the tools to call (the rule in the module docstring)."""
-    tools = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
-    tools = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    messages = body.get("messages") or []
-    if not tools or (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
-        return []
-    choice = body.get("tool_choice", "auto")
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        return [t for t in tools if t["name"] == name][:1]
-    if choice == "required":
-        parallel = body.get("parallel_tool_calls") is not False
-        return tools[:2] if parallel and len(tools) >= 2 else tools[:1]
-    if choice in (None, "auto") and TOOL_WORDS.search(_last_user_text(messages)):
-        return tools[:1]
-    return []
-
-
-FENCED_CODE = re.compile(r"```(?:python|py)?\n(.*?)```", re.DOTALL)
-
-
-def tool_arguments(tool: dict, messages: list) -> dict:
-    """Arguments for a call of ``tool``: JSON from its schema (schema_example.py), except two
-    string parameters the built-in tools use, so a scenario steers them through its prompt:
-    ``code`` is the last fenced code block of the last user message (else ``DEFAULT_CODE``),
-    and ``query`` is that message's text."""
-    parameters = tool.get("parameters") or {"type": "object", "properties": {}}
-    arguments = example(parameters)
-    properties = parameters.get("properties") if isinstance(parameters.get("properties"), dict) else {}
-    text = _last_user_text(messages)
-    if isinstance(arguments, dict):
-        if (properties.get("code") or {}).get("type") == "string":
-            blocks = FENCED_CODE.findall(text)
-            arguments["code"] = blocks[-1] if blocks else DEFAULT_CODE
-        if (properties.get("query") or {}).get("type") == "string" and text:
-            arguments["query"] = text[:200]
-    return arguments
 
 
 def pace(model: str) -> tuple[float, float] | None:
@@ -348,6 +320,9 @@ def create_app() -> Starlette:
 
         if model == "mock-error":
             return _error(500, "The mock upstream failed on purpose.", type="server_error")
+        refused = text_only_refusal(model, messages) if model == TEXT_ONLY_MODEL else None
+        if refused is not None:
+            return JSONResponse(refused[1], status_code=refused[0])
         try:
             faulty = fault(model)
         except ValueError as exc:
@@ -371,13 +346,15 @@ def create_app() -> Starlette:
         paced = pace(model)
         loop = asyncio.get_running_loop()
         t_received = loop.time()
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        # Ids from the request, less how it is delivered: streamed and not, the same ids.
+        asked = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
         reasoning = tokens(["reasoning", *messages], REASONING_TOKENS) if model == "mock-reasoning" else []
 
         # calls: [(id, name, [argument chunks])]; answer: content tokens.
         calls = []
-        for i, tool in enumerate(chosen_tools(body)):
-            arguments = _compact(tool_arguments(tool, messages))
+        for i, (tool, anchor) in enumerate(chosen_tools(body)):
+            arguments = _compact(call_arguments(tool, anchor, messages))
             call_id = "call_" + hashlib.sha256(f"{digest}:{i}".encode()).hexdigest()[:24]
             calls.append((call_id, tool["name"], _chunks(arguments, TOOL_ARGUMENT_CHUNK)))
         last = messages[-1] if isinstance(messages[-1], dict) else {}
@@ -396,6 +373,10 @@ def create_app() -> Starlette:
             answer = _chunks(_compact({"answer": "".join(tokens(messages, 4))}), JSON_CHUNK)
         elif paced is not None and limit is not None:
             answer = tokens(messages, limit)  # like a random-weight model: never stops early
+        elif after_tools(messages) is not None:
+            answer = words(after_tools(messages))
+        elif attachments(messages):
+            answer = words(describe(attachments(messages)))
         else:
             answer = tokens(messages, DEFAULT_TOKENS)
         finish_reason = "tool_calls" if calls else "stop"
@@ -609,10 +590,24 @@ def create_app() -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def tokenize(request: Request) -> Response:
+        """vLLM's ``POST /tokenize`` with chat ``messages``: ``{"count", "max_model_len", "tokens"}``,
+        counted as ``usage.prompt_tokens`` counts (the gateway's input_tokens endpoint asks it)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "The body is not JSON.")
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return _error(400, "tokenize needs 'messages' (this mock has no tokenizer for 'prompt').", param="messages")
+        count = prompt_tokens(messages)
+        return JSONResponse({"count": count, "max_model_len": CONTEXT_WINDOW, "tokens": list(range(count))})
+
     app = _MockApp(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/tokenize", tokenize, methods=["POST"]),  # vLLM's path: outside /v1
             Route("/health", health, methods=["GET"]),
         ]
     )

@@ -38,10 +38,10 @@ import copy
 import time
 from collections.abc import AsyncIterator
 
-from reference_gateway.compaction import expand
 from reference_gateway.errors import APIError
 from reference_gateway.observe import upstream_failed
 from reference_gateway.params import CreateRequest
+from reference_gateway.tools import namespaced_name
 
 LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued"})
 TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
@@ -49,14 +49,15 @@ TERMINAL = {"completed": "response.completed", "incomplete": "response.incomplet
 
 def native_request(req: CreateRequest, context: list[dict], *, stream: bool) -> dict:
     """The upstream's ``/v1/responses`` body: the conversation as input, nothing stored there."""
-    body: dict = {"model": req.model, "input": copy.deepcopy(expand(context)), "stream": stream, "store": False}
+    body: dict = {"model": req.model, "input": copy.deepcopy(context), "stream": stream, "store": False}
     if req.instructions is not None:
         body["instructions"] = req.instructions
     for key, value in (("temperature", req.temperature), ("top_p", req.top_p),
                        ("max_output_tokens", req.max_output_tokens), ("user", req.user)):
         if value is not None:
             body[key] = value
-    functions = [{k: v for k, v in t.items() if v is not None} for t in req.tools.functions]
+    functions = [{k: v for k, v in t.items() if v is not None} for t in req.tools.tools
+                 if t["type"] in ("function", "namespace")]
     if functions:
         body["tools"] = functions
         body["tool_choice"] = req.tools.tool_choice
@@ -73,15 +74,18 @@ def allowed_functions(response: dict) -> frozenset[str]:
     choice = response.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         return frozenset(t.get("name") for t in choice.get("tools") or [])
-    return frozenset(t.get("name") for t in response.get("tools") or [] if t.get("type") == "function")
+    tools = response.get("tools") or []
+    return frozenset([t.get("name") for t in tools if t.get("type") == "function"]
+                     + [namespaced_name(t.get("name"), f.get("name")) for t in tools if t.get("type") == "namespace"
+                        for f in t.get("tools") or []])
 
 
 def stray_call(response: dict, item: object) -> str | None:
     """N8: the name of ``item`` when it is a function_call the request did not allow, else None."""
     if not isinstance(item, dict) or item.get("type") != "function_call":
         return None
-    name = item.get("name")
-    return None if name in allowed_functions(response) else str(name)
+    name = namespaced_name(item.get("namespace"), str(item.get("name")))
+    return None if name in allowed_functions(response) else name
 
 
 def disallowed_message(name: str) -> str:

@@ -24,27 +24,17 @@ import jsonschema_rs
 from openai.types.responses.response_compact_params import ResponseCompactParams
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
 
+from reference_gateway import policy
 from reference_gateway.errors import APIError, invalid, unsupported
 from reference_gateway.input_items import parse_input, type_error
 from reference_gateway.tools import ToolSetup, parse_tools
 
-# Every name the pinned SDK can send (plus ``stream``, which lives in its two subclasses).
-KNOWN_PARAMS = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"}
+# Every name the pinned SDK can send (plus ``stream``, which lives in its two subclasses), and
+# what real clients send beyond it (policy.py: Codex's ``client_metadata``).
+KNOWN_PARAMS = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"} | policy.extra_parameters()
 
-# Accepted only when absent or null: the gateway has no implementation behind them.
-UNSUPPORTED_PARAMS = frozenset(
-    {
-        "access_programs",
-        "background_options",
-        "context_management",
-        "conversation",
-        "image",
-        "moderation",
-        "prompt",
-        "prompt_cache_options",
-        "prompt_cache_retention",
-    }
-)
+# Accepted only when absent or null: what would change the answer if ignored (policy.py).
+UNSUPPORTED_PARAMS = policy.refused_parameters()
 
 # The compact endpoint's names, from the pinned SDK's params; accepted only when absent or null
 # are those the gateway has nothing behind.
@@ -69,10 +59,13 @@ METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
 # ``text.format.name`` rule from the API reference (ResponseFormatTextJSONSchemaConfig.name).
 JSON_SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-# ``include`` values the gateway honours (the SDK's ResponseIncludable): the code interpreter's
-# outputs (logs) in its items, and a web search's sources in its action. Others are refused.
-INCLUDABLE = ("code_interpreter_call.outputs", "web_search_call.action.sources")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+# The SDK's Reasoning.summary (and its deprecated generate_summary) values.
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+# ``include`` values the gateway accepts (the SDK's ResponseIncludable; policy.py says which and
+# why): the code interpreter's outputs (logs) in its items, a web search's sources in its action,
+# reasoning's encrypted_content; two that can never have anything to include. Others are refused.
+INCLUDABLE = policy.accepted_include()
 
 
 @dataclass(frozen=True)
@@ -99,6 +92,7 @@ class CreateRequest:
     safety_identifier: str | None
     prompt_cache_key: str | None
     include: tuple[str, ...] = ()
+    reasoning_summary: str | None = None  # echoed; no summary is written (policy.py)
 
 
 _type_error = type_error
@@ -229,20 +223,27 @@ def _json_schema_format(fmt: dict) -> dict:
     return echoed
 
 
-def _reasoning_effort(body: dict) -> str | None:
+def _reasoning(body: dict) -> tuple[str | None, str | None]:
+    """``reasoning.effort`` (sent upstream) and ``reasoning.summary`` (or its deprecated name
+    ``generate_summary``; echoed, no summary written: policy.py)."""
     reasoning = _optional(body, "reasoning", dict, "an object")
     if not reasoning:
-        return None
+        return None, None
     for key, value in reasoning.items():
-        if key == "effort" or value is None:
-            continue
-        # A summary cannot be made from a chat upstream's raw reasoning; refused, not faked.
-        raise unsupported(f"reasoning.{key}")
+        if key not in ("effort", "summary", "generate_summary") and value is not None:
+            raise unsupported(f"reasoning.{key}")
     effort = reasoning.get("effort")
     if effort is not None and effort not in REASONING_EFFORTS:
         raise invalid(f"Invalid value for 'reasoning.effort': expected one of {', '.join(REASONING_EFFORTS)}.",
                       param="reasoning.effort")
-    return effort
+    summary = None
+    for key in ("summary", "generate_summary"):
+        value = reasoning.get(key)
+        if value is not None and value not in REASONING_SUMMARIES:
+            raise invalid(f"Invalid value for 'reasoning.{key}': expected one of {', '.join(REASONING_SUMMARIES)}.",
+                          param=f"reasoning.{key}")
+        summary = summary or value
+    return effort, summary
 
 
 def _refuse_unimplemented(body: dict) -> None:
@@ -258,8 +259,12 @@ def _refuse_unimplemented(body: dict) -> None:
     top_logprobs = _optional(body, "top_logprobs", int, "an integer")
     if top_logprobs:
         raise unsupported("top_logprobs")
-    if _optional(body, "service_tier", str, "a string") not in (None, "auto", "default"):
-        raise unsupported("service_tier")
+    _optional(body, "service_tier", str, "a string")  # any tier: the response says the one used (policy.py)
+    _optional(body, "prompt_cache_retention", str, "a string")
+    client_metadata = _optional(body, "client_metadata", dict, "an object")
+    for key, value in (client_metadata or {}).items():
+        if not isinstance(value, str):
+            raise _type_error(f"client_metadata.{key}", "a string", value)
     stream_options = _optional(body, "stream_options", dict, "an object")
     if stream_options is not None and body.get("stream") is not True:
         raise invalid(
@@ -442,10 +447,8 @@ def parse_create(body: Any) -> CreateRequest:
     background = bool(_optional(body, "background", bool, "a boolean"))
     if background and not store:
         raise invalid("'background' requires 'store' to be true.", param="background")
-    if background and stream:
-        # Streaming a background response (and resuming it by sequence_number) is not built.
-        raise unsupported("stream", "streaming a background response")
     text_format, verbosity = _text(body)
+    effort, summary = _reasoning(body)
     if text_format["type"] == "json_schema":
         _check_json_schema(text_format["schema"], "text.format.schema")
 
@@ -467,7 +470,8 @@ def parse_create(body: Any) -> CreateRequest:
         truncation=truncation,
         text_format=text_format,
         text_verbosity=verbosity,
-        reasoning_effort=_reasoning_effort(body),
+        reasoning_effort=effort,
+        reasoning_summary=summary,
         user=_optional(body, "user", str, "a string"),
         safety_identifier=_optional(body, "safety_identifier", str, "a string"),
         prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"),

@@ -15,6 +15,17 @@
   and one the orphan sweep already failed keeps that one outcome); otherwise an insert.
 - ``keep.soon(final)``: the same write, not awaited (a client gone: nobody to acknowledge).
 
+Events. Every event of a stored stream is kept too (the store's ``response_events``; replayed by
+``GET /v1/responses/{id}?stream=true``, replay.py), with the same batching and the same
+promises as the output: ``response.created`` is committed with the row, before it is sent; the
+others are buffered (``grew``) and written with the progress batch; the terminal events are
+handed to ``keep(final, events)`` and committed in the final object's transaction, before they
+are sent. So every event of a response a client saw finish is durable; a ``kill -9`` mid-stream
+loses at most the last progress interval's events, and the orphan sweep fails the row (a replay
+of it then ends with a ``response.failed`` made from the stored object, replay.py). Events that
+come after the final write (a relay's or a tool loop's events after their first terminal one)
+are written without waiting.
+
 Only final responses enter the history cache (history.py): a chain never continues from an
 in-progress one (``previous_response_in_progress``, gateway.py). ``store: false``: nothing is
 written, ever. Every write goes through the ``StoreWriter`` (store_writer.py), off the loop.
@@ -23,6 +34,8 @@ written, ever. Every write goes through the ``StoreWriter`` (store_writer.py), o
 from __future__ import annotations
 
 import copy
+
+import orjson
 
 from reference_gateway.history import HistoryCache
 from reference_gateway.store_contract import Statement, StoredResponse
@@ -95,45 +108,82 @@ class Keeper:
         self.live: LiveOutput | None = None  # a stored stream's output so far, once opened
         self.opened_row = False
         self.final = False
+        self.events: list[tuple[int, str]] = []  # (sequence_number, JSON) not yet written
+        self.recorded_seq = -1  # the last sequence_number buffered or written
 
-    async def opened(self, response: dict) -> None:
-        """Insert ``response`` (in_progress or queued), committed when this returns."""
+    def _take(self, event: dict) -> bool:
+        """Buffer ``event`` unless it is already (a stored stream's events only)."""
+        seq = event.get("sequence_number")
+        if not self.opened_row or not isinstance(seq, int) or seq <= self.recorded_seq:
+            return False
+        self.events.append((seq, orjson.dumps(event).decode()))
+        self.recorded_seq = seq
+        return True
+
+    def _event_statements(self) -> list[Statement]:
+        """The buffered events' inserts: before the final write, only while the row is pending
+        (a cancelled or swept response gets no more events); after it, as they come."""
+        events, self.events = self.events, []
+        if not events:
+            return []
+        return self.writer.store.event_statements(self.key[1], self.owner, events, while_pending=not self.final)
+
+    async def opened(self, response: dict, event: dict | None = None) -> None:
+        """Insert ``response`` (in_progress or queued), and ``event`` (its ``response.created``),
+        committed when this returns."""
         if not response["store"]:
             return
         self.key = (self.owner, response["id"])
+        self.opened_row = True
+        if event is not None:
+            self._take(event)
         written = self.writer.write([self.writer.store.put_statement(
-            response, owner=self.owner, input_items=self.input_items, context=self.context)])
+            response, owner=self.owner, input_items=self.input_items, context=self.context),
+            *self._event_statements()])
         # Set before waiting: if the client leaves during the wait, the final write that follows
         # must be the update of this (queued, hence earlier) insert, not a second insert.
-        self.opened_row = True
         self.live = LiveOutput(response)  # the event's own copy, never changed
         await written
 
     def grew(self, event: dict) -> None:
-        """One event of an opened stream: stored with the next progress batch."""
-        if self.live is not None and not self.final and self.live.fold(event):
+        """One event of an opened stream: stored with the next progress batch (after the final
+        write: at once, not awaited)."""
+        if self.live is None:
+            return
+        if self.final:
+            if self._take(event):
+                self.writer.write_soon(self._event_statements())
+            return
+        folded = self.live.fold(event)
+        if self._take(event) or folded:
             self.writer.track(self)
 
-    def progress_statement(self) -> Statement:
-        return self.writer.store.update_pending_statement(self.live.snapshot(), owner=self.owner)
+    def progress_statements(self) -> list[Statement]:
+        """The events buffered since the last batch, then the output so far."""
+        return [*self._event_statements(),
+                self.writer.store.update_pending_statement(self.live.snapshot(), owner=self.owner)]
 
-    def _final_statement(self, final: dict) -> Statement:
-        self.final = True
+    def _final_statements(self, final: dict, events: list[dict]) -> list[Statement]:
         self.writer.untrack(self)
+        for event in events:
+            self._take(event)
+        pending_events = self._event_statements()  # in the final object's transaction, before it
+        self.final = True
         store = self.writer.store
         if self.opened_row:
-            return store.update_pending_statement(final, owner=self.owner)
-        return store.put_statement(final, owner=self.owner, input_items=self.input_items, context=self.context)
+            return [*pending_events, store.update_pending_statement(final, owner=self.owner)]
+        return [store.put_statement(final, owner=self.owner, input_items=self.input_items, context=self.context)]
 
-    async def __call__(self, final: dict) -> None:
-        """Store the final ``final``; committed when this returns. Then cache it for chains."""
+    async def __call__(self, final: dict, events: list[dict] = ()) -> None:
+        """Store the final ``final`` (and ``events``, the terminal events about to be sent, with
+        the ones still buffered); committed when this returns. Then cache it for chains."""
         if not final["store"]:
             return
-        (count,) = await self.writer.write([self._final_statement(final)])
-        if count:
+        counts = await self.writer.write(self._final_statements(final, list(events)))
+        if counts[-1]:
             self.history.remember(StoredResponse(final, self.input_items, self.context), self.owner)
 
-    def soon(self, final: dict) -> None:
-        """Store the final ``final`` without waiting (the client is gone)."""
+    def soon(self, final: dict, events: list[dict] = ()) -> None:
+        """Store the final ``final`` (and ``events``) without waiting (the client is gone)."""
         if final["store"]:
-            self.writer.write_soon([self._final_statement(final)])
+            self.writer.write_soon(self._final_statements(final, list(events)))

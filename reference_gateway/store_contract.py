@@ -25,6 +25,12 @@ means "committed". What committed means per backend is in store_sqlite.py
 (``synchronous=FULL``: survives kill -9 and power loss) and store_postgres.py (the server's
 ``synchronous_commit``, on by default).
 
+Events. A stored stream's events are kept in ``response_events`` (``response_id``, ``owner``,
+``seq`` = the event's ``sequence_number``, ``event``: its JSON as sent), written with the live
+output by the writer (``event_statements``) and read back by ``events_after`` for
+``GET /v1/responses/{id}?stream=true&starting_after=N`` (replay.py). Deleting a response
+deletes its events.
+
 Orphans. A background response, or a stored stream, is ``queued``/``in_progress`` while a
 gateway process works on it; if that process dies (kill -9, a crashed machine) nobody would ever finish it. So each store
 is one *instance* (``instance_id``) that holds a lease in ``gateway_instances``, renewed by
@@ -51,6 +57,16 @@ PENDING = ("queued", "in_progress")
 ANONYMOUS_OWNER = "anonymous"
 
 _PENDING_SQL = "status IN ('queued', 'in_progress')"
+# Rows per INSERT of events: 4 values each, far below SQLite's 32766 bound variables.
+EVENTS_PER_STATEMENT = 500
+# The events table, the same in both backends (``seq`` fits any stream: an int64).
+EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS response_events (
+        response_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (response_id, seq)
+    )"""
 
 # One SQL statement (``?`` placeholders) and its arguments.
 Statement = tuple[str, tuple]
@@ -149,7 +165,52 @@ class ResponseStore(abc.ABC):
         return bool(self._query("SELECT 1 FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)))
 
     def delete(self, response_id: str, owner: str) -> bool:
-        return self._write("DELETE FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)) > 0
+        counts = self._write_many([
+            ("DELETE FROM stored_responses WHERE id = ? AND owner = ?", (response_id, owner)),
+            ("DELETE FROM response_events WHERE response_id = ? AND owner = ?", (response_id, owner))])
+        return counts[0] > 0
+
+    # -- events -------------------------------------------------------------------------------
+    def event_statements(self, response_id: str, owner: str, events: list[tuple[int, str]], *,
+                         while_pending: bool = True) -> list[Statement]:
+        """Inserts of ``events`` ((sequence_number, JSON text) each) of one response, at most
+        ``EVENTS_PER_STATEMENT`` rows a statement; an event already stored is left as it is.
+        ``while_pending``: only while the response is still queued or in progress, like
+        ``update_pending`` (a response cancelled, deleted or failed by the sweep meanwhile keeps
+        its one outcome, and no event of another comes after it)."""
+        statements = []
+        for start in range(0, len(events), EVENTS_PER_STATEMENT):
+            rows = events[start:start + EVENTS_PER_STATEMENT]
+            args: list = []
+            for seq, text in rows:
+                args += [response_id, owner, seq, text]
+            values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
+            # VALUES names its columns column1..column4 in SQLite and PostgreSQL alike; the WHERE
+            # also keeps SQLite's parser from reading ON CONFLICT as a join's (its upsert docs).
+            condition = (f"EXISTS (SELECT 1 FROM stored_responses WHERE id = ? AND owner = ? AND {_PENDING_SQL})"
+                         if while_pending else "1 = 1")
+            if while_pending:
+                args += [response_id, owner]
+            sql = ("INSERT INTO response_events (response_id, owner, seq, event)"
+                   f" SELECT column1, column2, column3, column4 FROM (VALUES {values}) AS v WHERE {condition}"
+                   " ON CONFLICT (response_id, seq) DO NOTHING")
+            statements.append((sql, tuple(args)))
+        return statements
+
+    def events_after(self, response_id: str, owner: str, after: int, *, limit: int = 10_000) -> list[dict]:
+        """The stored events of a response with ``sequence_number > after``, in order."""
+        rows = self._query("SELECT event FROM response_events WHERE response_id = ? AND owner = ? AND seq > ?"
+                           " ORDER BY seq LIMIT ?", (response_id, owner, after, limit))
+        return [json.loads(text) for (text,) in rows]
+
+    def last_event(self, response_id: str, owner: str) -> dict | None:
+        rows = self._query("SELECT event FROM response_events WHERE response_id = ? AND owner = ?"
+                           " ORDER BY seq DESC LIMIT 1", (response_id, owner))
+        return json.loads(rows[0][0]) if rows else None
+
+    def has_events(self, response_id: str, owner: str) -> bool:
+        return bool(self._query("SELECT 1 FROM response_events WHERE response_id = ? AND owner = ? LIMIT 1",
+                                (response_id, owner)))
 
     # -- instances and orphans ----------------------------------------------------------------
     def heartbeat(self, lease_s: float) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from reference_gateway.store_contract import ANONYMOUS_OWNER, ResponseStore, StoreError
+from reference_gateway.store_contract import ANONYMOUS_OWNER, EVENTS_TABLE, ResponseStore, StoreError
 
 CONNECT_TIMEOUT_S = 10
 # pg_advisory_xact_lock key for schema setup: any constant unique to this application.
@@ -47,6 +47,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS stored_responses_pending ON stored_responses (status)"
     " WHERE status IN ('queued', 'in_progress')",
     "CREATE TABLE IF NOT EXISTS gateway_instances (id TEXT PRIMARY KEY, lease_expires_at DOUBLE PRECISION NOT NULL)",
+    EVENTS_TABLE,
 )
 
 

@@ -29,7 +29,7 @@ import os
 import sqlite3
 import time
 
-from reference_gateway.store_contract import ANONYMOUS_OWNER, ResponseStore, StoreError
+from reference_gateway.store_contract import ANONYMOUS_OWNER, EVENTS_TABLE, ResponseStore, StoreError
 
 # How long a writer waits for another process's lock before failing (SQLite's busy_timeout).
 BUSY_TIMEOUT_MS = 5000
@@ -45,6 +45,7 @@ TABLES = (
         context TEXT NOT NULL
     )""",
     "CREATE TABLE IF NOT EXISTS gateway_instances (id TEXT PRIMARY KEY, lease_expires_at REAL NOT NULL)",
+    EVENTS_TABLE,
 )
 # Columns added since the first release of the table, in order: (name, definition).
 ADDED_COLUMNS = (

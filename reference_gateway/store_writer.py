@@ -48,8 +48,8 @@ class Progressing(Protocol):
 
     key: tuple[str, str]
 
-    def progress_statement(self) -> Statement:
-        """The statement that stores the output so far."""
+    def progress_statements(self) -> list[Statement]:
+        """The statements that store the events and the output so far."""
 
 
 class StoreWriter:
@@ -100,7 +100,8 @@ class StoreWriter:
                 continue
             changed, self._changed = self._changed, {}
             try:
-                await self.write([stream.progress_statement() for stream in changed.values()])
+                await self.write([statement for stream in changed.values()
+                                  for statement in stream.progress_statements()])
             except Exception:  # a store hiccup: the next interval writes the newer output
                 log.exception("store: writing the live output of %d responses failed", len(changed))
 

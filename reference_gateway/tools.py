@@ -1,6 +1,13 @@
 """Tools: validation of ``tools`` / ``tool_choice`` and the function tools' chat-completions form.
 
-Function tools (``{"type": "function"}``) go to the upstream model as they are. Built-in tools
+Function tools (``{"type": "function"}``) go to the upstream model as they are. ``namespace``
+tools (Codex sends them: ``{"type": "namespace", "name": NS, "description", "tools": [functions]}``)
+offer their functions to a chat upstream as ``NS__NAME`` (``namespaced_name``; chat has no
+namespaces); a call the upstream makes to one comes back as OpenAI returns it, a
+``function_call`` with ``name: NAME`` and ``namespace: NS`` (the SDK's
+ResponseFunctionToolCall.namespace), and a ``function_call`` item fed back with its namespace is
+shown to the upstream under the same joined name, so its ``function_call_output`` (matched by
+``call_id``) answers it. Built-in tools
 (``HOSTED_TYPES``: ``mcp``, ``code_interpreter``, ``web_search``) are validated here for their
 shape only; whether this gateway can run them, and how the upstream sees them, is
 reference_gateway/builtin/hosted.py's business. Any other type is refused with
@@ -48,9 +55,18 @@ HOSTED_FIELDS = {
     "mcp": ("type", "server_label", "server_url", "server_description", "allowed_tools", "require_approval",
             "headers", "authorization", "connector_id", "defer_loading"),
     "code_interpreter": ("type", "container"),
-    **{t: ("type", "search_context_size", "user_location", "filters") for t in WEB_SEARCH_TYPES},
+    **{t: ("type", "search_context_size", "user_location", "filters", "external_web_access")
+       for t in WEB_SEARCH_TYPES},
 }
 HOSTED_TYPES = frozenset(HOSTED_FIELDS)
+NAMESPACE_KEYS = ("type", "name", "description", "tools")
+# How a namespaced function is named to a chat upstream (chat completions has no namespaces).
+NAMESPACE_SEPARATOR = "__"
+
+
+def namespaced_name(namespace: str | None, name: str) -> str:
+    """The chat upstream's name of function ``name`` of ``namespace`` (``name`` without one)."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if namespace else name
 # ``tool_choice`` types that force a built-in tool (the SDK's ToolChoiceMcp and ToolChoiceTypes:
 # web search is forced as web_search_preview, whichever web search tool type was given).
 HOSTED_CHOICES = ("mcp", "code_interpreter", "web_search_preview", "web_search_preview_2025_03_11")
@@ -69,12 +85,29 @@ class ToolSetup:
         return tuple(t for t in self.tools if t["type"] == "function")
 
     @property
+    def namespaced(self) -> dict[str, tuple[str, dict]]:
+        """Chat name -> (namespace, function tool) of every function of a namespace tool."""
+        return {namespaced_name(t["name"], f["name"]): (t["name"], f)
+                for t in self.tools if t["type"] == "namespace" for f in t["tools"]}
+
+    def split(self, chat_name: str) -> tuple[str | None, str]:
+        """(namespace or None, name) of a function the chat upstream called by ``chat_name``."""
+        found = self.namespaced.get(chat_name)
+        return (found[0], found[1]["name"]) if found else (None, chat_name)
+
+    def _offered(self) -> list[dict]:
+        """The functions a chat upstream is offered, namespaced ones under their chat name."""
+        plain = list(self.functions)
+        joined = [{**f, "name": chat} for chat, (_, f) in self.namespaced.items()]
+        return plain + joined
+
+    @property
     def hosted(self) -> tuple[tuple[int, dict], ...]:
         """``(index in tools, tool)`` of the built-in tools."""
         return tuple((i, t) for i, t in enumerate(self.tools) if t["type"] in HOSTED_TYPES)
 
     def chat_fields(self, parallel_tool_calls: bool) -> dict:
-        sent = [t for t in self.functions if t["name"] in self.allowed]
+        sent = [t for t in self._offered() if t["name"] in self.allowed]
         if not sent:
             return {}
         fields: dict = {"tools": [_chat_tool(t) for t in sent], "parallel_tool_calls": parallel_tool_calls}
@@ -131,6 +164,8 @@ def _hosted_tool(tool: dict, where: str) -> dict:
         echoed.setdefault("server_url", None)
         echoed.setdefault("allowed_tools", None)
         echoed.setdefault("require_approval", "always")
+    elif kind in WEB_SEARCH_TYPES:
+        _web_search_fields(tool, where)
     elif kind == "code_interpreter":
         container = tool.get("container")
         if container is None:
@@ -144,11 +179,84 @@ def _hosted_tool(tool: dict, where: str) -> dict:
     return echoed
 
 
+# The web_search tool's fields (the SDK's WebSearchToolParam): shapes checked here; what the
+# gateway does with each is the README's policy table (policy.py): filters.allowed_domains
+# honoured by the built-in search, the others accepted as hints.
+SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
+USER_LOCATION_KEYS = ("type", "city", "country", "region", "timezone")
+
+
+def _web_search_fields(tool: dict, where: str) -> None:
+    size = tool.get("search_context_size")
+    if size is not None and size not in SEARCH_CONTEXT_SIZES:
+        raise invalid(f"Invalid value for '{where}.search_context_size': expected one of "
+                      f"{', '.join(SEARCH_CONTEXT_SIZES)}.", param=f"{where}.search_context_size")
+    access = tool.get("external_web_access")
+    if access is not None and not isinstance(access, bool):
+        raise type_error(f"{where}.external_web_access", "a boolean", access)
+    location = tool.get("user_location")
+    if location is not None:
+        if not isinstance(location, dict):
+            raise type_error(f"{where}.user_location", "an object", location)
+        for key, value in location.items():
+            if key not in USER_LOCATION_KEYS:
+                raise invalid(f"Unknown parameter: '{where}.user_location.{key}'.",
+                              param=f"{where}.user_location.{key}", code="unknown_parameter")
+            if value is not None and not isinstance(value, str):
+                raise type_error(f"{where}.user_location.{key}", "a string", value)
+    filters = tool.get("filters")
+    if filters is not None:
+        if not isinstance(filters, dict):
+            raise type_error(f"{where}.filters", "an object", filters)
+        for key in filters:
+            if key != "allowed_domains":
+                raise invalid(f"Unknown parameter: '{where}.filters.{key}'.", param=f"{where}.filters.{key}",
+                              code="unknown_parameter")
+        domains = filters.get("allowed_domains")
+        if domains is not None and (not isinstance(domains, list) or not all(isinstance(d, str) for d in domains)):
+            raise type_error(f"{where}.filters.allowed_domains", "an array of strings", domains)
+
+
+def _namespace_tool(tool: dict, where: str) -> dict:
+    """A ``namespace`` tool (the SDK's NamespaceToolParam): a name, a description, functions."""
+    for key, value in tool.items():
+        if key not in NAMESPACE_KEYS and value is not None:
+            raise unsupported(f"{where}.{key}", f"namespace tool field {key!r}")
+    name = tool.get("name")
+    if name is None:
+        raise invalid(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
+                      code="missing_required_parameter")
+    if not isinstance(name, str):
+        raise type_error(f"{where}.name", "a string", name)
+    if not NAME_PATTERN.match(name):
+        raise invalid(f"Invalid '{where}.name': must match {NAME_PATTERN.pattern}.", param=f"{where}.name")
+    if tool.get("description") is not None and not isinstance(tool["description"], str):
+        raise type_error(f"{where}.description", "a string", tool["description"])
+    inner = tool.get("tools")
+    if not isinstance(inner, list) or not inner:
+        raise type_error(f"{where}.tools", "a non-empty array of function tools", inner)
+    functions = []
+    for j, function in enumerate(inner):
+        inner_where = f"{where}.tools[{j}]"
+        if not isinstance(function, dict) or function.get("type") != "function":
+            raise unsupported(f"{inner_where}.type", "namespace tools holding anything but functions")
+        parsed = _function_tool(function, inner_where)
+        chat = namespaced_name(name, parsed["name"])
+        if not NAME_PATTERN.match(chat):
+            raise invalid(f"Invalid '{inner_where}.name': '{chat}' (namespace, '{NAMESPACE_SEPARATOR}', name: how a "
+                          f"chat upstream is offered it) must match {NAME_PATTERN.pattern}.",
+                          param=f"{inner_where}.name")
+        functions.append(parsed)
+    return {"type": "namespace", "name": name, "description": tool.get("description"), "tools": functions}
+
+
 def _function_tool(tool: Any, where: str) -> dict:
     if not isinstance(tool, dict):
         raise type_error(where, "an object", tool)
     if tool.get("type") in HOSTED_TYPES:
         return _hosted_tool(tool, where)
+    if tool.get("type") == "namespace":
+        return _namespace_tool(tool, where)
     if tool.get("type") != "function":
         # param stays "tools": the whole feature, not one field, is what is refused.
         raise unsupported("tools", f"tools of type {tool.get('type')!r}")
@@ -188,15 +296,16 @@ def _hosted_choice(choice: dict, hosted: list[dict]) -> dict:
     return {"type": kind}
 
 
-def _choice(choice: Any, names: list[str], hosted: list[dict] = ()) -> tuple[Any, frozenset[str]]:
-    everything = frozenset(names)
+def _choice(choice: Any, names: list[str], hosted: list[dict] = (),
+            namespaced: list[str] = ()) -> tuple[Any, frozenset[str]]:
+    everything = frozenset(names) | frozenset(namespaced)
     if choice is None:
         return "auto", everything
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):
             raise invalid("Invalid value for 'tool_choice': expected 'auto', 'none' or 'required'.",
                           param="tool_choice")
-        if choice == "required" and not names and not hosted:
+        if choice == "required" and not everything and not hosted:
             raise invalid("'tool_choice' is 'required' but no tools were given.", param="tool_choice")
         return choice, everything
     if not isinstance(choice, dict):
@@ -241,13 +350,15 @@ def parse_tools(body: dict) -> ToolSetup:
         raise invalid(f"Invalid 'tools': at most {MAX_TOOLS} tools.", param="tools", code="array_above_max_length")
     parsed = [_function_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
     names = [t["name"] for t in parsed if t["type"] == "function"]
-    if len(set(names)) != len(names):
-        raise invalid("Invalid 'tools': function names must be unique.", param="tools")
+    joined = [namespaced_name(t["name"], f["name"]) for t in parsed if t["type"] == "namespace" for f in t["tools"]]
+    if len(set(names + joined)) != len(names) + len(joined):
+        raise invalid("Invalid 'tools': function names must be unique (a namespace's function NAME counts as "
+                      f"NAMESPACE{NAMESPACE_SEPARATOR}NAME).", param="tools")
     hosted = [t for t in parsed if t["type"] in HOSTED_TYPES]
     labels = [t["server_label"] for t in hosted if t["type"] == "mcp"]
     if len(set(labels)) != len(labels):
         raise invalid("Invalid 'tools': mcp server_label values must be unique.", param="tools")
-    choice, allowed = _choice(body.get("tool_choice"), names, hosted)
+    choice, allowed = _choice(body.get("tool_choice"), names, hosted, joined)
     secrets = []
     for i, tool in enumerate(tools):
         if isinstance(tool, dict) and tool.get("type") == "mcp":

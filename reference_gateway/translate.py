@@ -9,25 +9,25 @@ output; the items before it were finished before the upstream moved on (a messag
 calls, every call but the last), so they are ``completed`` (the checker's
 ``spec.item.incomplete_last``, SHOULD).
 
-URLs in input: the gateway never fetches a URL a client sends. Content parts that carry one
-(``input_image`` with ``image_url``, ``input_file`` with ``file_url``) - like every non-text
-part - are refused before anything is sent upstream (input_items.py: 400
-``unsupported_parameter`` naming ``input[i].content[j].type``), so neither the gateway nor the
-upstream is ever asked to fetch one through it. The only URL the gateway calls is its configured
-upstream. Were image parts supported one day, their URLs would be passed to the upstream as
-chat ``image_url`` parts untouched, still never fetched here (no SSRF through the gateway).
+URLs in input: the gateway never fetches a URL a client sends. An ``input_image``'s
+``image_url`` (a URL or a data URL) is passed to the upstream untouched as a chat ``image_url``
+part; an ``input_file`` travels as its ``file_data``, and ``file_url`` is refused with 400
+before anything is sent (content_parts.py). The only URL the gateway calls is its configured
+upstream; whether that upstream fetches an image URL is its own policy.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from reference_gateway.builtin.hosted import CODE_FUNCTION, SEARCH_FUNCTION, mcp_function_name
-from reference_gateway.compaction import expand
+from reference_gateway.content_parts import chat_content
 from reference_gateway.errors import invalid
 from reference_gateway.ids import new_id
 from reference_gateway.params import CreateRequest
+from reference_gateway.tools import namespaced_name
 
 # chat-completions finish_reason -> (response status, incomplete_details.reason).
 # ``length`` means the token budget ran out: OpenAI reports it as incomplete/max_output_tokens.
@@ -60,13 +60,14 @@ def chat_messages(instructions: str | None, context: list[dict]) -> list[dict]:
     if instructions is not None:
         messages.append({"role": "system", "content": instructions})
     call_ids: set[str] = set()
-    for item in expand(context):
+    for item in context:  # sealed blobs already opened (Gateway.conversation)
         kind = item["type"]
         if kind == "message":
-            messages.append({"role": item["role"], "content": _content_text(item["content"])})
+            messages.append({"role": item["role"], "content": chat_content(item["content"])})
         elif kind == "function_call":
             call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+                    "function": {"name": namespaced_name(item.get("namespace"), item["name"]),
+                                 "arguments": item["arguments"]}}
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant" and "tool_call_id" not in last:
                 last.setdefault("tool_calls", []).append(call)
@@ -188,7 +189,7 @@ def new_response(req: CreateRequest) -> dict:
         "parallel_tool_calls": req.parallel_tool_calls,
         "previous_response_id": req.previous_response_id,
         "prompt_cache_key": req.prompt_cache_key,
-        "reasoning": {"effort": req.reasoning_effort, "summary": None},
+        "reasoning": {"effort": req.reasoning_effort, "summary": req.reasoning_summary},
         "safety_identifier": req.safety_identifier,
         "service_tier": "default",
         "store": req.store,
@@ -226,9 +227,15 @@ def reasoning_item(item_id: str, *, status: str, content: list[dict]) -> dict:
     return {"id": item_id, "type": "reasoning", "summary": [], "content": content, "status": status}
 
 
-def function_call_item(item_id: str, *, call_id: str, name: str, arguments: str, status: str) -> dict:
-    return {"id": item_id, "type": "function_call", "call_id": call_id, "name": name,
+def function_call_item(item_id: str, *, call_id: str, name: str, arguments: str, status: str,
+                       namespace: str | None = None) -> dict:
+    """A function_call item; a function of a namespace tool carries its ``namespace`` (as OpenAI
+    returns it: the SDK's ResponseFunctionToolCall.namespace), others have no such key."""
+    item = {"id": item_id, "type": "function_call", "call_id": call_id, "name": name,
             "arguments": arguments, "status": status}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def usage(chat_usage: dict | None) -> dict | None:
@@ -291,8 +298,10 @@ def reasoning_text(source: dict) -> str:
     return value if isinstance(value, str) else ""
 
 
-def from_chat_completion(req: CreateRequest, response: dict, completion: dict) -> dict:
-    """Fill ``response`` from a non-streamed chat completion (same items as the streamed path)."""
+def from_chat_completion(req: CreateRequest, response: dict, completion: dict,
+                         seal: Callable[[dict], dict] | None = None) -> dict:
+    """Fill ``response`` from a non-streamed chat completion (same items as the streamed path).
+    ``seal``: sets a reasoning item's ``encrypted_content`` (encrypted_reasoning.py), when asked."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     finish_reason = choice.get("finish_reason")
@@ -304,7 +313,8 @@ def from_chat_completion(req: CreateRequest, response: dict, completion: dict) -
     output = []
     thought = reasoning_text(message)
     if thought:
-        output.append(reasoning_item(new_id("rs"), status="completed", content=[reasoning_part(thought)]))
+        item = reasoning_item(new_id("rs"), status="completed", content=[reasoning_part(thought)])
+        output.append(seal(item) if seal is not None else item)
     text = message.get("content") or ""
     if text or not calls:
         output.append(message_item(new_id("msg"), status="completed" if calls else final,
@@ -314,7 +324,8 @@ def from_chat_completion(req: CreateRequest, response: dict, completion: dict) -
         arguments = function.get("arguments")
         if not isinstance(arguments, str):  # a few servers send an object here
             arguments = json.dumps(arguments if arguments is not None else {}, separators=(",", ":"))
+        namespace, name = req.tools.split(function.get("name") or "")
         output.append(function_call_item(
-            new_id("fc"), call_id=call.get("id") or new_id("call"), name=function.get("name") or "",
+            new_id("fc"), call_id=call.get("id") or new_id("call"), name=name, namespace=namespace,
             arguments=arguments, status=final if n == len(calls) - 1 else "completed"))
     return finish(response, output=output, finish_reason=finish_reason, chat_usage=completion.get("usage"))

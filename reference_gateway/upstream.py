@@ -167,7 +167,7 @@ class _Watchdog:
     """One timer for a stream's three deadlines (module docstring). ``expired`` is the message
     of the deadline that passed, or None."""
 
-    __slots__ = ("_loop", "_task", "_first", "_end", "_idle", "_handle", "last", "reading", "expired", "fired")
+    __slots__ = ("_end", "_first", "_handle", "_idle", "_loop", "_task", "expired", "fired", "last", "reading")
 
     def __init__(self, started: float, first_token_s: float, idle_s: float, total_s: float) -> None:
         self._loop = asyncio.get_running_loop()
@@ -396,6 +396,22 @@ class Upstream:
 
     async def models(self) -> dict:
         return await self._json("GET", "/models", "the model list")
+
+    async def tokenize(self, body: dict) -> int | None:
+        """vLLM's ``POST /tokenize`` (at the server's root, beside ``/v1``) with chat ``messages``:
+        the prompt's token count by the model's own tokenizer and chat template. None when the
+        upstream has no such route (404, 405, 501) or answers no integer ``count``; any other
+        failure is the usual envelope (a 4xx keeps its status, upstream.py)."""
+        root = str(self._client.base_url).rstrip("/")
+        root = root.removesuffix("/v1")
+        try:
+            answer = await self._json("POST", root + "/tokenize", "the token count", body)
+        except APIError as exc:
+            if exc.status in (404, 405, 501):
+                return None
+            raise
+        count = answer.get("count") if isinstance(answer, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -25,8 +25,9 @@ What is generated, per source, in one bundle (``bundle.json``) so that the share
 - ``CompactResource``: the body of ``POST /v1/responses/compact``.
 - ``WebSocketResponseCreateEvent`` and ``WebSocketErrorEvent``: WebSocket mode's client message
   and its error event.
-- openai only: ``ResponseItemList`` (``GET /v1/responses/{id}/input_items``), which the Open
-  Responses types do not define; a profile names the source it falls back to for such roots
+- openai only: ``ResponseItemList`` (``GET /v1/responses/{id}/input_items``) and
+  ``InputTokenCount`` (``POST /v1/responses/input_tokens``), which the Open Responses types do
+  not define; a profile names the source it falls back to for such roots
   (``fallback_schemas``).
 
 In the Open Responses types a field that is required but nullable (``completed_at: int | None``
@@ -52,6 +53,7 @@ import openai
 import openresponses_types
 from openai.types.responses import (
     CompactedResponse,
+    InputTokenCountResponse,
     Response,
     ResponseInputItem,
     ResponseItemList,
@@ -145,6 +147,7 @@ def build_openai() -> dict[str, str]:
         ("Response", TypeAdapter(Response)),
         ("ResponseInputItem", TypeAdapter(ResponseInputItem)),
         ("ResponseItemList", TypeAdapter(ResponseItemList)),
+        ("InputTokenCount", TypeAdapter(InputTokenCountResponse)),
         ("ErrorEnvelope", TypeAdapter(ErrorEnvelope)),
         ("CompactResource", TypeAdapter(CompactedResponse)),
         ("WebSocketResponseCreateEvent", TypeAdapter(ResponseCreate)),

@@ -71,6 +71,8 @@ _ITEM_CHECKS = (
     "stream.item.added_status", "stream.item.done_status", "stream.item.fields_stable",
     "stream.delta.starts_empty",
 )
+# What a replay from N + 1 (``StreamChecker.resume``) does not judge: it starts mid-stream.
+_FIRST_EVENT_CHECKS = ("stream.first_event.created", "stream.sequence.start_zero")
 # Checks judged on every built-in tool item that has phases (an item type with `phases: []`,
 # mcp_approval_request, is judged on builtin.phase.scope only).
 _PHASE_CHECKS = ("builtin.phase.scope", "builtin.phase.order", "builtin.phase.terminal")
@@ -166,8 +168,26 @@ class StreamChecker:
         self._pending_error: dict[str, Any] | None = None
         self._error_event: dict[str, Any] | None = None  # the last `error` event
         self._started = False
+        self._resume_after: int | None = None  # a replay from sequence number N + 1 (``resume``)
+        self._replay_started = False
 
     # -- driver API ------------------------------------------------------------------------
+    def resume(self, earlier: list[dict[str, Any]], after: int) -> None:
+        """Judge what follows as a replay from ``after + 1`` (``GET /v1/responses/{id}?stream=true
+        &starting_after=N``): ``earlier`` (the original stream's events up to N, judged with their
+        own stream) set the grammar's state without findings, so the replayed events are held
+        to the same grammar as if they had followed them; the replay's first sequence_number
+        must be N + 1 (stream.replay.start). Only the replayed events are kept in ``events``."""
+        own, self.log = self.log, FindingLog()
+        for event in earlier:
+            self.event(event)
+        self.log = own
+        self.events = []
+        self._started = False
+        self._resume_after = after
+        self._stream_checks = tuple(c for c in self._stream_checks if c not in _FIRST_EVENT_CHECKS) + (
+            "stream.replay.start",)
+
     def headers(self, status: int, content_type: str | None) -> None:
         self.log.apply("sse.content_type")
         ctype = (content_type or "").split(";")[0].strip().lower()
@@ -233,7 +253,13 @@ class StreamChecker:
         etype = self._grammar_names.get(spec_type, spec_type)
 
         # Ordering: first event, sequence numbers, nothing after the terminal event.
-        if self._n == 1:
+        if self._resume_after is not None and not self._replay_started:
+            self._replay_started = True
+            if seq != self._resume_after + 1:
+                log.fail("stream.replay.start", f"a replay from starting_after={self._resume_after} "
+                         f"begins at sequence_number {seq!r}", **ev, path="$.sequence_number",
+                         expected=self._resume_after + 1, actual=seq)
+        elif self._n == 1:
             if etype != "response.created":
                 log.fail("stream.first_event.created", f"first event is {etype!r}", **ev,
                          expected="response.created", actual=etype)
@@ -298,6 +324,8 @@ class StreamChecker:
         """End of stream: judge what must have happened by now."""
         log = self.log
         if not self._started:
+            if self._resume_after is not None and self.terminal_type is not None:
+                return  # a replay from after the terminal event: nothing is left to send
             log.apply("stream.terminal.present")
             log.fail("stream.terminal.present", "the stream carried no events at all")
             return
@@ -442,8 +470,15 @@ class StreamChecker:
         for i, (a, b) in enumerate(zip(output, items)):
             if a != b:
                 if isinstance(a, dict) and isinstance(b, dict):
-                    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-                    return (f"item {i} differs in {keys}",
+                    # A key present in one and absent from the other differs even when its
+                    # value is null (absent and null are apart in JSON and in the
+                    # Open Responses schemas): name it, and say on which side it is missing.
+                    keys = sorted(k for k in set(a) | set(b)
+                                  if (k in a) != (k in b) or a.get(k) != b.get(k))
+                    absent = [f"{k} absent from the {'streamed item' if k in a else 'output'}"
+                              for k in keys if (k in a) != (k in b)]
+                    more = f" ({'; '.join(absent)})" if absent else ""
+                    return (f"item {i} differs in {keys}{more}",
                             f"$.response.output[{i}].{keys[0]}" if keys else f"$.response.output[{i}]")
                 return f"item {i} differs", f"$.response.output[{i}]"
         return "equal", "$.response.output"

@@ -32,9 +32,23 @@ def loads_strict(text: str) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
+def _functions(tools: Any) -> list[dict[str, Any]]:
+    return [t for t in tools or [] if isinstance(t, dict) and t.get("type") == "function"
+            and isinstance(t.get("name"), str)]
+
+
+def _key(namespace: Any, name: Any) -> str:
+    """How a function is named here: ``name``, or ``namespace.name`` for a function of a
+    ``namespace`` tool (SDK 3.54 NamespaceToolParam; its calls carry ``namespace``)."""
+    return f"{namespace}.{name}" if namespace else str(name)
+
+
 def _offered(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in request.get("tools") or []
-            if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)}
+    offered = {t["name"]: t for t in _functions(request.get("tools"))}
+    for tool in request.get("tools") or []:
+        if isinstance(tool, dict) and tool.get("type") == "namespace" and isinstance(tool.get("name"), str):
+            offered.update({_key(tool["name"], f["name"]): f for f in _functions(tool.get("tools"))})
+    return offered
 
 
 def check_tool_calls(response: dict[str, Any] | None, request: dict[str, Any] | None,
@@ -58,6 +72,8 @@ def check_tool_calls(response: dict[str, Any] | None, request: dict[str, Any] | 
                      f"output[{seen[cid]}]", path=f"{p}.output[{i}].call_id", actual=cid)
         seen.setdefault(cid, i)
         name = item.get("name")
+        if item.get("namespace"):
+            name = _key(item["namespace"], name)
         tool = offered.get(name) if isinstance(name, str) else None
         if tool is None:
             log.fail("tools.call.known_function", f"output[{i}] calls {name!r}, which the "

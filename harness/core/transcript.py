@@ -18,6 +18,7 @@ apart. ``end`` adds ``ws_close`` (code and reason) when the server closed the so
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,8 +190,11 @@ class TranscriptBudget:
 
 
 def read_transcript(path: Path) -> list[Exchange]:
+    """The exchanges of a transcript file; one whose name ends in ``.gz`` is read through gzip
+    (the committed recordings, reports/vllm-responses/)."""
     exchanges: list[Exchange] = []
-    with path.open(encoding="utf-8") as fh:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if not line.strip():
                 continue

@@ -45,14 +45,17 @@ class Judged:
 def judge_stream_body(body: bytes, profile: Profile | str = "openai", *,
                       content_type: str | None = "text/event-stream",
                       chunks: list[bytes] | None = None, log: FindingLog | None = None,
-                      cut: bool = False) -> Judged:
+                      cut: bool = False, resumes: tuple[list[dict[str, Any]], int] | None = None) -> Judged:
     """Judge a raw text/event-stream body (optionally as the chunks it arrived in).
     ``cut``: the transport stopped reading before the body's end (a cap, the deadline), so
     whether the stream would have ended inside a frame is unknown: ``sse.frame.terminated`` is
-    not judged (the cut itself is an ``sse.limits`` failure)."""
+    not judged (the cut itself is an ``sse.limits`` failure). ``resumes``: (the original
+    stream's events up to N, N) for a replay from N + 1 (``StreamChecker.resume``)."""
     log = log if log is not None else FindingLog()
     decoder = SSEDecoder(log)
     checker = StreamChecker(profile, log=log)
+    if resumes is not None:
+        checker.resume(*resumes)
     checker.headers(200, content_type)
     for data in chunks if chunks is not None else [body]:
         for frame in decoder.feed(data):
@@ -78,13 +81,15 @@ def judge_json_body(obj: Any, profile: Profile | str = "openai", *,
 
 def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
                    expect_stream: bool = False, returns: str = "response",
-                   request: dict[str, Any] | None = None, final: bool = True) -> Judged:
+                   request: dict[str, Any] | None = None, final: bool = True,
+                   resumes: tuple[list[dict[str, Any]], int] | None = None) -> Judged:
     """Judge one exchange. ``returns`` says what a 2xx body is (response | item_list |
-    deleted); ``request`` (the JSON sent) lets the tool and structured-output checks compare
-    the answer with what was asked. ``final``: a 2xx Response must be finished (false for a
-    background create or a GET, which may legitimately be queued or in progress)."""
+    deleted | compaction | input_tokens); ``request`` (the JSON sent) lets the tool and
+    structured-output checks compare the answer with what was asked. ``final``: a 2xx Response
+    must be finished (false for a background create or a GET, which may legitimately be queued
+    or in progress). ``resumes``: a replayed stream's original events up to N, and N."""
     judged = _judge_exchange(ex, profile, expect_stream=expect_stream, returns=returns,
-                             final=final)
+                             final=final, resumes=resumes)
     if judged.kind in ("stream", "json") and judged.response is not None:
         path = "$.response" if judged.kind == "stream" else "$"
         check_tool_calls(judged.response, request, judged.log, path_prefix=path)
@@ -93,7 +98,8 @@ def judge_exchange(ex: Exchange, profile: Profile | str = "openai", *,
 
 
 def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool,
-                    returns: str, final: bool) -> Judged:
+                    returns: str, final: bool,
+                    resumes: tuple[list[dict[str, Any]], int] | None = None) -> Judged:
     log = FindingLog()
     prof = load_profile(profile) if isinstance(profile, str) else profile
     if ex.status is None:
@@ -110,7 +116,8 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
         # The chunks as they arrived, not ``ex.body``: joining them would hold a second copy
         # of a body that may be as large as the transport's cap.
         judged = judge_stream_body(b"", prof, content_type=ex.content_type,
-                                   chunks=[c for _, c in ex.chunks], log=log, cut=ex.cut)
+                                   chunks=[c for _, c in ex.chunks], log=log, cut=ex.cut,
+                                   resumes=resumes)
         if ex.error:
             log.apply("sse.limits")
             log.fail("sse.limits", ex.error)
@@ -132,6 +139,11 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
         return Judged(log, "list", body=obj)
     if returns == "deleted":
         return Judged(log, "deleted", body=obj)
+    if returns == "input_tokens":
+        log.apply("schema.input_tokens")
+        for err in schema_set(prof.name).validate_root("InputTokenCount", obj):
+            log.fail("schema.input_tokens", err.message, path=err.path)
+        return Judged(log, "input_tokens", body=obj)
     if returns == "compaction":
         log.apply("schema.compaction")
         for err in schema_set(prof.name).validate_root("CompactResource", obj):

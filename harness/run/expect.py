@@ -139,6 +139,39 @@ def _same_as(name: str, a: Answer) -> None:
                    path=f"$.{keys[0]}" if keys else "$", expected=None, actual=keys)
 
 
+def _replays(name: str, a: Answer) -> None:
+    """A replay (``GET ?stream=true[&starting_after=N]``) repeats the stream of step ``name``:
+    each replayed event equals the original event with its sequence_number, and a replay of a
+    finished stream goes on to its last event. Where it starts is stream.replay.start's."""
+    a.log.apply("stream.replay.matches")
+    earlier = a.earlier.get(name)
+    original = {e.get("sequence_number"): e for e in (earlier.events or [])} if earlier else {}
+    replayed = a.judged.events or []
+    if a.judged.kind != "stream":
+        a.log.fail("stream.replay.matches", f"the replay of step {name!r} is not an event stream "
+                   f"({a.judged.kind})", expected="text/event-stream")
+        return
+    for index, event in enumerate(replayed):
+        seq = event.get("sequence_number")
+        if seq not in original:
+            if earlier is not None and earlier.terminal_type is not None:
+                a.log.fail("stream.replay.matches", f"replayed event {index} has sequence_number {seq!r}, "
+                           f"which step {name!r}'s stream does not have", frame=index, actual=seq)
+                return
+            continue  # the original was cut before it: nothing to compare with
+        if event != original[seq]:
+            keys = sorted(k for k in set(event) | set(original[seq]) if event.get(k) != original[seq].get(k))
+            a.log.fail("stream.replay.matches", f"replayed event {seq} ({event.get('type')}) differs from the "
+                       f"original in {keys}", frame=index, sequence_number=seq, path=f"$.{keys[0]}" if keys else "$")
+            return
+    if earlier is not None and earlier.terminal_type is not None and earlier.events:
+        last = earlier.events[-1].get("sequence_number")
+        got = replayed[-1].get("sequence_number") if replayed else None
+        if replayed and got != last:
+            a.log.fail("stream.replay.matches", f"the replay stops at sequence_number {got!r}; the original "
+                       f"went on to {last!r}", expected=last, actual=got)
+
+
 def _tool_calls(want: dict[str, Any], a: Answer) -> None:
     a.log.apply("tools.choice")
     names = [it.get("name") for _, it in function_calls(a.response)]
@@ -151,6 +184,35 @@ def _tool_calls(want: dict[str, Any], a: Answer) -> None:
     if allowed is not None and any(n not in allowed for n in names):
         a.log.fail("tools.choice", f"calls {names}, only {allowed} allowed", path="$.output",
                    expected=allowed, actual=names)
+
+
+def _namespaced_calls(want: dict[str, Any], a: Answer) -> None:
+    """Every function_call is to a function of namespace ``want["namespace"]`` (one of
+    ``want["names"]``), named as OpenAI returns it: ``name`` the function's own, ``namespace``
+    set (the SDK's ResponseFunctionToolCall.namespace); at least one call."""
+    a.log.apply("tools.namespace.call")
+    calls = function_calls(a.response)
+    if not calls:
+        a.log.fail("tools.namespace.call", "no function_call in the output", path="$.output", expected=want)
+    for index, item in calls:
+        got = {"namespace": item.get("namespace"), "name": item.get("name")}
+        if got["namespace"] != want["namespace"] or got["name"] not in want["names"]:
+            a.log.fail("tools.namespace.call", f"function_call {got} is not a call to one of {want['names']} "
+                       f"in namespace {want['namespace']!r}", path=f"$.output[{index}]", expected=want, actual=got)
+
+
+def _encrypted_reasoning(want: bool, a: Answer) -> None:
+    """With ``include: ["reasoning.encrypted_content"]``, every reasoning item carries an opaque
+    ``encrypted_content`` string (none made: nothing to judge)."""
+    if not want:
+        return
+    a.log.apply("state.reasoning.encrypted_content")
+    for index, item in enumerate((a.response or {}).get("output") or []):
+        if isinstance(item, dict) and item.get("type") == "reasoning":
+            blob = item.get("encrypted_content")
+            if not isinstance(blob, str) or not blob:
+                a.log.fail("state.reasoning.encrypted_content", "a reasoning item has no encrypted_content although "
+                           "include asked for it", path=f"$.output[{index}].encrypted_content", actual=blob)
 
 
 def _items(want: list[Any], a: Answer) -> None:
@@ -247,7 +309,10 @@ WHEN_ACCEPTED: dict[str, Handler] = {
     "terminal_event": _terminal_event,        # the stream's terminal event type
     "echo": _echo,                            # fields the Response must echo (deep subset)
     "same_as": _same_as,                      # equals that earlier step's Response (GET)
+    "replays": _replays,                      # a GET ?stream=true replays that step's stream
     "tool_calls": _tool_calls,                # {min, max, names} of function_call items
+    "namespaced_calls": _namespaced_calls,    # {namespace, names}: every call is to one of them
+    "encrypted_reasoning": _encrypted_reasoning,  # every reasoning item has encrypted_content
     "items": _items,                          # the input_items list's data, in order
     "body": _body,                            # deep subset of the raw JSON body
     "output_json": _output_json,              # the output text, parsed as JSON, equals

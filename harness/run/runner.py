@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,17 +171,40 @@ def _send(step: Step, transport: Transport, path: str, body: bytes,
     return ex
 
 
+def _resumes(path: str, original: Any, judged_by_step: dict[str, Judged]
+             ) -> tuple[list[dict[str, Any]], int] | None:
+    """For a step that ``replays`` an earlier stream from ``starting_after=N`` (its path's
+    query): that stream's events up to N, and N; None for anything else (a whole replay is
+    judged as the stream it is)."""
+    if not isinstance(original, str) or original not in judged_by_step:
+        return None
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    after = (query.get("starting_after") or [""])[0]
+    if not after.isdigit():
+        return None
+    n = int(after)
+    events = judged_by_step[original].events or []
+    return [e for e in events if isinstance(e.get("sequence_number"), int) and e["sequence_number"] <= n], n
+
+
 def run_scenario(scenario: Scenario, target: Target, transport: Transport, *,
                  profile: str, catalogue: Catalogue, transport_name: str = "http",
-                 ws_options: dict[str, Any] | None = None) -> ScenarioOutcome:
+                 ws_options: dict[str, Any] | None = None,
+                 ws: WebSocketTransport | None = None) -> ScenarioOutcome:
     """Run one scenario. Its create steps go over WebSocket when ``transport_name`` is "ws" or
     the scenario says ``transport: ws`` (its sockets are closed when it ends); ``ws_options``
-    are WebSocketTransport's keyword options (deadline, caps)."""
+    are WebSocketTransport's keyword options (deadline, caps). ``ws``: the WebSocket transport
+    to use instead of opening one (harness/run/replay.py hands in the recorded turns; like
+    ``transport``, anything with the same method will do)."""
     if scenario.transport == "ws" or transport_name == "ws":
-        with WebSocketTransport(target.base_url, api_key=target.api_key,
-                                **(ws_options or {})) as ws:
+        if ws is not None:
             out = _run_scenario(scenario, target, transport, ws, profile=profile,
                                 catalogue=catalogue)
+        else:
+            with WebSocketTransport(target.base_url, api_key=target.api_key,
+                                    **(ws_options or {})) as opened:
+                out = _run_scenario(scenario, target, transport, opened, profile=profile,
+                                    catalogue=catalogue)
         out.transport = "ws"
         return out
     return _run_scenario(scenario, target, transport, None, profile=profile,
@@ -226,7 +250,8 @@ def _run_scenario(scenario: Scenario, target: Target, transport: Transport,
             # legitimately be queued or in progress (a polling step asks for a final one).
             final = posted is not None and not posted.get("background")
             judged = judge_exchange(ex, profile, expect_stream=step.stream,
-                                    returns=step.returns, request=posted, final=final)
+                                    returns=step.returns, request=posted, final=final,
+                                    resumes=_resumes(path, expect.get("replays"), judged_by_step))
             seen = ex
         step_log = judged.log
         refused = scenario.refusable and status_matches(expect.get("status", 200), 200) \

@@ -25,7 +25,12 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
           equivalent_to: other_step  # same status / output shape / text as that step's response
           error_code: previous_response_not_found   # the envelope's `code`
           same_as: create            # the Response equals that step's final Response (GET)
+          replays: create            # this GET ?stream=true[&starting_after=N] replays that
+                                     # step's stream: judged as its continuation from N + 1
+                                     # (stream.replay.start), its events equal the original's
           tool_calls: {min: 1, max: 1, names: [get_weather]}   # function_call items
+          namespaced_calls: {namespace: crm, names: [lookup]}  # calls to a namespace tool's functions
+          encrypted_reasoning: true  # every reasoning item carries encrypted_content
           items: [{type: message, role: user}]   # input_items list: data, in order (subset match)
           body: {deleted: true}      # deep subset of the raw JSON body
           output_json: [{role: user, content: "hi"}]   # the output text, parsed as JSON, equals
@@ -38,6 +43,7 @@ bound lengths with ``max_output_tokens``, never assert on what the model says.
           listed_tools: {server_label: respcheck, names: [add]}   # mcp_list_tools lists exactly
         returns: response            # response (default) | item_list | deleted | error
                                      # | compaction (POST /responses/compact's body)
+                                     # | input_tokens (POST /responses/input_tokens's body)
         poll:                        # repeat this (GET) step until the status is final
           until_status: [completed, incomplete, failed, cancelled]
           interval_s: 0.2
@@ -86,7 +92,7 @@ from harness.run.template import fill
 
 _STEP_KEYS = {"name", "request", "expect", "returns", "poll", "socket", "keep_stream"}
 _REQUEST_KEYS = {"method", "path", "json", "body", "headers"}
-_RETURNS = ("response", "item_list", "deleted", "error", "compaction")
+_RETURNS = ("response", "item_list", "deleted", "error", "compaction", "input_tokens")
 _POLL_KEYS = {"until_status", "interval_s", "deadline_s"}
 _SCENARIO_KEYS = {"id", "title", "feature", "level", "refusable", "steps", "description",
                   "targets", "model_for", "transport"}
@@ -241,8 +247,9 @@ def parse_scenario(raw: Any, *, default_id: str, source: str) -> Scenario:
         ref = expect.get("equivalent_to")
         if ref is not None and ref not in names:
             raise bad(f"step {name}: equivalent_to {ref!r} is not an earlier step")
-        if "same_as" in expect and expect["same_as"] not in names:
-            raise bad(f"step {name}: same_as {expect['same_as']!r} is not an earlier step")
+        for key in ("same_as", "replays"):
+            if key in expect and expect[key] not in names:
+                raise bad(f"step {name}: {key} {expect[key]!r} is not an earlier step")
         names.add(name)
         returns = s.get("returns", "response")
         if returns not in _RETURNS:

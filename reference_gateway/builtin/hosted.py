@@ -12,9 +12,14 @@ never ambiguous.
 
 Refusals (400 ``unsupported_parameter`` naming the tool, before anything is sent upstream):
 code_interpreter when the gateway runs none (``--code-interpreter disabled`` or no sandbox
-installed); web_search without ``--web-search-profile``; an mcp tool whose ``server_url`` is not
-on the allowlist, or whose ``server_label`` is not configured and brings no URL. Decision: a
-feature the gateway cannot deliver is refused, never silently dropped (DESIGN principle 5).
+installed); web_search forced by ``tool_choice`` without ``--web-search-profile``; an mcp tool
+whose ``server_url`` is not on the allowlist, or whose ``server_label`` is not configured and
+brings no URL. Decision: a feature the gateway cannot deliver is refused, never silently dropped
+(DESIGN principle 5), with one exception, listed in the README's policy table
+(reference_gateway/policy.py): a web_search tool that is only *offered* (Codex offers one on
+every request) to a gateway without a search profile is accepted and not offered to the model,
+which answers from what it knows, as a model that chose not to search would; forcing it is
+still refused.
 
 ``require_approval`` (OpenAI's default is ``"always"``): ``"always"`` / ``"never"``, or
 ``{"always": {"tool_names": [...]}, "never": {"tool_names": [...]}}`` (a tool in neither list
@@ -168,9 +173,13 @@ def _approval(value: Any, where: str) -> tuple[frozenset[str], frozenset[str], b
     return always, never, True
 
 
+# ``tool_choice`` types that force a web search (the SDK's ToolChoiceTypes).
+WEB_SEARCH_CHOICES = ("web_search_preview", "web_search_preview_2025_03_11")
+
+
 def hosted_tools(tools: tuple[dict, ...], function_names: list[str], *, config: BuiltinConfig,
                  code_interpreter: bool, web_search_profile: str | None,
-                 request_headers: dict[int, dict[str, str]]) -> Hosted:
+                 request_headers: dict[int, dict[str, str]], tool_choice: Any = None) -> Hosted:
     """``tools``: the request's tools as parsed (tools.py). ``request_headers``: the ``headers``
     a request gave an mcp tool (index -> headers), which tools.py keeps out of the echo."""
     hosted = Hosted()
@@ -185,7 +194,9 @@ def hosted_tools(tools: tuple[dict, ...], function_names: list[str], *, config: 
             hosted.code_interpreter = True
         elif kind in WEB_SEARCH_TYPES:
             if web_search_profile is None:
-                raise unsupported("tools", "web_search tools (this gateway has no --web-search-profile)")
+                if isinstance(tool_choice, dict) and tool_choice.get("type") in WEB_SEARCH_CHOICES:
+                    raise unsupported("tools", "web_search tools (this gateway has no --web-search-profile)")
+                continue  # offered only: not offered to the model (the policy table's row)
             hosted.web_search = True
         elif kind == "mcp":
             hosted.mcp.append(_mcp_tool(i, tool, where, config, request_headers.get(i) or {}))

@@ -43,6 +43,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from reference_gateway import translate
 from reference_gateway.builtin.config import BuiltinConfig, WebSearchProfile
@@ -54,6 +55,7 @@ from reference_gateway.ids import new_id
 from reference_gateway.observe import tool_call, upstream_failed
 from reference_gateway.params import CreateRequest
 from reference_gateway.sandbox.contract import SandboxError
+from reference_gateway.tools import WEB_SEARCH_TYPES
 
 # Upstream turns in one response. OpenAI does not document its cap; agents rarely chain more
 # than a handful of tool rounds, and every turn costs a model call.
@@ -417,6 +419,9 @@ class ToolLoop:
             parsed = json.loads(answer.text)
             results = [r for r in parsed if isinstance(r, dict) and isinstance(r.get("url"), str)] \
                 if isinstance(parsed, list) else []
+            domains = allowed_domains(self.req.tools.tools)
+            if domains:  # the tool's filters.allowed_domains: other results are neither shown nor sourced
+                results = [r for r in results if within_domains(r["url"], domains)]
             failed = None
         except (McpError, ValueError) as exc:
             failed = str(exc)
@@ -432,6 +437,21 @@ class ToolLoop:
             outcome.append(f"Error: the search failed: {failed}")
         else:
             outcome.append(json.dumps(results[:SEARCH_RESULTS], ensure_ascii=False))
+
+
+def allowed_domains(tools: tuple[dict, ...]) -> tuple[str, ...]:
+    """The web_search tool's ``filters.allowed_domains`` (lower case), or () for any domain."""
+    for tool in tools:
+        if tool["type"] in WEB_SEARCH_TYPES and isinstance(tool.get("filters"), dict):
+            return tuple(d.lower().strip(".") for d in tool["filters"].get("allowed_domains") or ())
+    return ()
+
+
+def within_domains(url: str, domains: tuple[str, ...]) -> bool:
+    """Whether ``url``'s host is one of ``domains`` or a subdomain of one (OpenAI: "Subdomains of
+    the provided domains are allowed as well")."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def _argument(arguments: str, key: str) -> str:

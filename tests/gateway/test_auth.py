@@ -235,9 +235,10 @@ def test_harness_transport_against_a_keyed_gateway(make_gateway):
         assert transport.request("models", "GET", "/models").status == 401
 
 
-def test_input_urls_are_refused_and_never_fetched(client):
-    """translate.py: image and file URLs are refused with 400 before any upstream call, and the
-    gateway itself never requests them (a canary server counts every hit)."""
+def test_input_urls_are_never_fetched(client, target):
+    """content_parts.py: an image URL is passed upstream untouched and a file URL refused with 400
+    before any upstream call; the gateway itself never requests either (a canary server counts
+    every hit)."""
     from reference_gateway.launch import RunningServer
 
     hits = []
@@ -250,15 +251,19 @@ def test_input_urls_are_refused_and_never_fetched(client):
 
     with RunningServer(canary, name="canary") as server:
         url = f"{server.origin}/secret"
-        parts = [{"type": "input_image", "image_url": url, "detail": "auto"},
-                 {"type": "input_file", "file_url": url},
-                 {"type": "input_image", "image_url": {"url": url}}]
-        for n, part in enumerate(parts):
+        refused = [({"type": "input_file", "file_url": url}, "input[0].content[1].file_url", "unsupported_parameter"),
+                   ({"type": "input_image", "image_url": {"url": url}}, "input[0].content[1].image_url",
+                    "invalid_type")]
+        for part, param, code in refused:
             body = {"model": "mock-1", "input": [{"role": "user", "content": [
                 {"type": "input_text", "text": "look"}, part]}]}
             r = client.post("/responses", json=body, headers=as_key(KEY_A))
             assert r.status_code == 400, r.text
-            assert r.json()["error"]["param"] == "input[0].content[1].type", n
-            assert r.json()["error"]["code"] == "unsupported_parameter"
+            assert (r.json()["error"]["param"], r.json()["error"]["code"]) == (param, code)
+        body = {"model": "mock-1", "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": url, "detail": "auto"}]}]}
+        assert client.post("/responses", json=body, headers=as_key(KEY_A)).status_code == 200
+        sent = target.upstream.app.state.requests[-1]["messages"][-1]["content"]
+        assert sent[1] == {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}  # passed on, as sent
         assert client.get(url).status_code == 200  # the canary itself works
     assert hits == ["/secret"]  # ... and only the test's own request ever reached it

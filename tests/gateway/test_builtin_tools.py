@@ -14,10 +14,21 @@ import json
 import httpx
 import pytest
 
-from harness.targets.mcp_servers import (McpServerHandle, McpTool, fake_search_results,
-                                         start_search_server, start_tools_server)
 from harness.core.verdict import judge_stream_body
-from reference_gateway.builtin.config import BuiltinConfig, ConfigError, McpServer, WebSearchProfile, parse_config
+from harness.targets.mcp_servers import (
+    McpServerHandle,
+    McpTool,
+    fake_search_results,
+    start_search_server,
+    start_tools_server,
+)
+from reference_gateway.builtin.config import (
+    BuiltinConfig,
+    ConfigError,
+    McpServer,
+    WebSearchProfile,
+    parse_config,
+)
 from reference_gateway.config import GatewayConfig
 from reference_gateway.launch import start_gateway
 
@@ -292,11 +303,21 @@ def test_web_search_with_and_without_sources(http):
 
 def test_builtin_tools_the_gateway_cannot_run_are_refused(client):
     # the shared embedded gateway has no web search profile and no MCP allowlist
-    for tool, param in [({"type": "web_search"}, "tools"),
-                        ({"type": "mcp", "server_label": "x", "server_url": "http://127.0.0.1:9/"}, "tools[0].server_url")]:
-        r = client.post("/responses", json={"model": "mock-1", "input": "x", "tools": [tool]})
+    for extra, param in [({"tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search_preview"}}, "tools"),
+                         ({"tools": [{"type": "mcp", "server_label": "x", "server_url": "http://127.0.0.1:9/"}]},
+                          "tools[0].server_url")]:
+        r = client.post("/responses", json={"model": "mock-1", "input": "x", **extra})
         assert r.status_code == 400 and r.json()["error"]["param"] == param
         assert r.json()["error"]["code"] == "unsupported_parameter"
+
+
+def test_a_web_search_only_offered_to_a_gateway_without_a_profile_is_not_offered_upstream(client):
+    # policy.py: Codex offers web_search on every turn; with no profile the model answers unaided
+    r = client.post("/responses", json={"model": "mock-echo", "input": "search the web", "tools": [
+        {"type": "web_search", "external_web_access": False}]})
+    assert r.status_code == 200, r.text
+    assert [i["type"] for i in r.json()["output"]] == ["message"]
+    assert r.json()["tools"] == [{"type": "web_search", "external_web_access": False}]
 
 
 def test_background_with_builtin_tools_is_refused(http, tools_server):

@@ -25,6 +25,8 @@ from reference_gateway.__main__ import main
         (["--routes", "/nonexistent/routes.json", "--upstream", "http://127.0.0.1:1/v1"], "not both"),
         (["--upstream-api-kind", "grpc"], "--upstream-api-kind"),
         (["--upstream", "http://127.0.0.1:1/v1", "--history-cache-size", "-1"], "history_cache_entries"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--seal-key-file", "/nonexistent/seal.key"], "cannot read"),
+        (["--upstream", "http://127.0.0.1:1/v1", "--seal-key-file", "/dev/null"], "at least 32 bytes"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, says):

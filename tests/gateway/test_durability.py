@@ -347,3 +347,18 @@ def test_kill_9_at_random_points_leaves_every_seen_id_present_and_terminal(store
 def message_text(body: dict) -> str:
     return "".join(part.get("text", "") for item in body["output"] if item["type"] == "message"
                    for part in item.get("content", []))
+
+
+def test_kill_9_keeps_every_event_of_a_finished_stream(tmp_path):
+    """Every event of a stream whose terminal event was sent is committed before it was sent
+    (response_keeper.py): a kill -9 right after loses none of them, and the replay is the stream."""
+    db = str(tmp_path / "gw.sqlite3")
+    with gateway(db, tmp_path) as gw, gw.client() as c, \
+            c.stream("POST", "/responses", json={"model": "mock-1", "input": "keep me", "stream": True}) as r:
+        events = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: {")]
+        assert events[-1]["type"] in ("response.completed", "response.incomplete")
+        gw.kill()
+    with gateway(db, tmp_path) as gw, gw.client() as c, \
+            c.stream("GET", f"/responses/{events[0]['response']['id']}", params={"stream": "true"}) as r:
+        replayed = [json.loads(line[len("data: "):]) for line in r.iter_lines() if line.startswith("data: {")]
+    assert replayed == events

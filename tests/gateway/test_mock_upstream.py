@@ -86,11 +86,10 @@ def test_tool_call_rule_and_streamed_chunks(target, parse_sse):
     tools = [{"type": "function", "function": {"name": n, "parameters": SCHEMAS[0]}} for n in ("f", "g")]
     body = chat(target, tools=tools, tool_choice="required").json()
     calls = body["choices"][0]["message"]["tool_calls"]
-    assert [c["function"]["name"] for c in calls] == ["f", "g"] and calls[0]["id"] != calls[1]["id"]
+    # "hello there" makes no tool relevant: required calls the first offered, once
+    assert [c["function"]["name"] for c in calls] == ["f"]
     assert body["choices"][0]["finish_reason"] == "tool_calls"
-    assert len(chat(target, tools=tools, tool_choice="required", parallel_tool_calls=False).json()
-               ["choices"][0]["message"]["tool_calls"]) == 1
-    assert "tool_calls" not in chat(target, tools=tools).json()["choices"][0]["message"]  # auto, no trigger word
+    assert "tool_calls" not in chat(target, tools=tools).json()["choices"][0]["message"]  # auto, nothing relevant
     r = chat(target, tools=tools, tool_choice={"type": "function", "function": {"name": "g"}}, stream=True)
     chunks = [json.loads(d) for _, d in parse_sse(r.text) if d != "[DONE]"]
     pieces = [tc["function"]["arguments"] for c in chunks if c["choices"]

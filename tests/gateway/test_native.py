@@ -65,7 +65,9 @@ def test_streams_relay_clean(native):
 
 
 def test_builtin_tools_and_background_are_refused(native):
-    for extra, param in (({"tools": [{"type": "web_search"}]}, "tools"), ({"background": True}, "background")):
+    for extra, param in (({"tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search_preview"}}, "tools"),
+                         ({"background": True}, "background"),
+                         ({"include": ["reasoning.encrypted_content"]}, "include")):
         r = native.post("/responses", json={"model": "mock-1", "input": "x", **extra})
         assert r.status_code == 400 and r.json()["error"]["param"] == param
 

@@ -108,6 +108,46 @@ def test_update_pending_only_moves_pending_rows(stores):
     assert store.get(body["id"], OWNER)["status"] == "completed"
 
 
+def events_of(n: int, start: int = 0) -> list[tuple[int, str]]:
+    return [(seq, json.dumps({"type": "response.output_text.delta", "sequence_number": seq, "delta": f"w{seq}"}))
+            for seq in range(start, start + n)]
+
+
+def test_events_are_kept_in_order_per_owner_and_deleted_with_their_response(stores):
+    store = stores()
+    body = put(store, response("in_progress"))
+    store.write_many(store.event_statements(body["id"], OWNER, events_of(3, start=2) + events_of(2)))
+    store.write_many(store.event_statements(body["id"], OWNER, events_of(1, start=4)))  # again: kept once
+    assert [e["sequence_number"] for e in store.events_after(body["id"], OWNER, -1)] == [0, 1, 2, 3, 4]
+    assert [e["delta"] for e in store.events_after(body["id"], OWNER, 2)] == ["w3", "w4"]
+    assert store.last_event(body["id"], OWNER)["sequence_number"] == 4
+    assert store.has_events(body["id"], OWNER) and not store.has_events(body["id"], OTHER)
+    assert store.events_after(body["id"], OTHER, -1) == [] and store.last_event(body["id"], OTHER) is None
+    assert stores().events_after(body["id"], OWNER, 3)[0]["delta"] == "w4"  # another connection
+    assert store.delete(body["id"], OWNER)
+    assert store.events_after(body["id"], OWNER, -1) == [] and not store.has_events(body["id"], OWNER)
+
+
+def test_events_are_written_only_while_their_response_is_pending(stores):
+    """A cancelled (or swept) response gets no more events; after the final write they go in as they come."""
+    store = stores()
+    body = put(store, response("in_progress"))
+    assert store.update_pending({**body, "status": "cancelled"}, owner=OWNER)
+    store.write_many(store.event_statements(body["id"], OWNER, events_of(2)))
+    assert store.events_after(body["id"], OWNER, -1) == []
+    store.write_many(store.event_statements(body["id"], OWNER, events_of(2), while_pending=False))
+    assert len(store.events_after(body["id"], OWNER, -1)) == 2
+
+
+def test_many_events_in_one_batch(stores):
+    store = stores()
+    body = put(store, response("in_progress"))
+    statements = store.event_statements(body["id"], OWNER, events_of(1201))
+    assert len(statements) == 3  # EVENTS_PER_STATEMENT rows each
+    store.write_many(statements)
+    assert len(store.events_after(body["id"], OWNER, -1)) == 1201
+
+
 def test_orphans_are_the_pending_rows_of_instances_without_a_live_lease(stores):
     mine, other = stores(), stores()
     mine.heartbeat(60)

@@ -101,7 +101,9 @@ def test_streamed_arguments_are_accumulated_from_several_deltas(client, stream, 
 
 @pytest.mark.parametrize("streamed", [False, True])
 def test_parallel_calls_get_dense_indexes_and_distinct_ids(client, stream, check_events, validate, streamed):
-    body = {"model": "mock-1", "input": "x", "tools": [WEATHER, ADD, NOOP], "tool_choice": "required"}
+    # a prompt for which the mock finds two of the three tools relevant (mock_tool_use.py)
+    body = {"model": "mock-1", "input": "What is the weather in Paris? And add 2 and 3.",
+            "tools": [WEATHER, ADD, NOOP], "tool_choice": "required"}
     out = create(client, stream, streamed, body, check_events, validate)
     calls = calls_of(out)
     assert [c["name"] for c in calls] == ["get_weather", "add"]
@@ -157,14 +159,16 @@ def test_only_the_call_the_cut_interrupted_is_incomplete(client, stream, check_e
     7-character tokens: 13 tokens a call with its name, so 20 cut the second one."""
     lookup = {"type": "function", "name": "lookup", "parameters": {
         "type": "object", "properties": {"query": {"type": "string"}}}}
-    body = {"model": "mock-1", "input": "x" * 70, "tools": [lookup, {**lookup, "name": "lookup_again"}],
+    # "lookup" makes both tools relevant to the mock, so it calls both (mock_tool_use.py)
+    prompt = "lookup " + "x" * 63
+    body = {"model": "mock-1", "input": prompt, "tools": [lookup, {**lookup, "name": "lookup_again"}],
             "tool_choice": "required", "max_output_tokens": 20}
     out = create(client, stream, streamed, body, check_events, validate)
     assert out["status"] == "incomplete" and out["incomplete_details"] == {"reason": "max_output_tokens"}
     calls = calls_of(out)
     assert [c["name"] for c in calls] == ["lookup", "lookup_again"]
     assert [c["status"] for c in calls] == ["completed", "incomplete"]
-    assert json.loads(calls[0]["arguments"]) == {"query": "x" * 70}  # whole
+    assert json.loads(calls[0]["arguments"]) == {"query": prompt}  # whole
     assert calls[1]["arguments"] != calls[0]["arguments"]  # cut
 
 

@@ -70,7 +70,13 @@ def test_every_expectation_key_has_one_handler_and_is_documented():
     documented = scenario.__doc__.split("expect:", 1)[1].split("returns:", 1)[0]
     assert [k for k in sorted(expect.EXPECT_KEYS) if f"{k}:" not in documented] == []
     for key in expect.EXPECT_KEYS:  # each is accepted on its own
-        parse(two_steps(expect={key: "create" if key in ("same_as", "equivalent_to") else 1}))
+        parse(two_steps(expect={key: "create" if key in ("same_as", "equivalent_to", "replays") else 1}))
+
+
+def test_replays_names_an_earlier_step():
+    assert parse(two_steps(expect={"replays": "create"})).steps[1].expect["replays"] == "create"
+    with pytest.raises(scenario.ScenarioError, match="replays 'later' is not an earlier step"):
+        parse(two_steps(expect={"replays": "later"}))
 
 
 def test_same_as_and_equivalent_to_an_earlier_step():

@@ -322,7 +322,8 @@ def test_every_stream_check_is_planted():
 
     planted = {c.expect for c in CASES} | {check for _, _, check in MUTANTS.values()}
     sse_tests = {"sse.utf8", "sse.line_endings.lf", "sse.data.single_line",
-                 "sse.frame.terminated", "sse.limits"}
+                 "sse.frame.terminated", "sse.limits",
+                 "stream.replay.start", "stream.replay.matches"}  # and test_stream_replay.py
     catalogue = load_catalogue("openai").checks
     stream_checks = {c for c in catalogue if c.split(".")[0] in ("stream", "sse")
                      or c.startswith("schema.event")}
@@ -480,3 +481,36 @@ def test_schema_checks_not_applied_without_schemas():
     assert checker.log.findings == []
     assert "stream.sequence.contiguous" in checker.log.applied
     assert not {c for c in checker.log.applied if c.startswith("schema.")}
+
+
+def _matches_items_finding(ev) -> Any:
+    log = fired(to_sse(ev))
+    found = [f for f in log.findings if f.check == "stream.output.matches_items"]
+    return found[0] if found else None
+
+
+def test_output_null_key_absent_from_streamed_item_is_named():
+    """A key the terminal output has as null and the streamed item lacks (vllm-responses'
+    mcp_call ``error``, reports/vllm-responses.md) is named, with the side it is missing from;
+    it once read "item 1 differs in []" with a path to the whole item."""
+    ev = message_stream()
+    ev[-1]["response"]["output"][1]["error"] = None
+    finding = _matches_items_finding(ev)
+    assert finding is not None
+    assert "differs in ['error'] (error absent from the streamed item)" in finding.message
+    assert finding.evidence["path"] == "$.response.output[1].error"
+
+    ev = message_stream()  # the other way round: the streamed item has it, the output not
+    ev[index_of(ev, "response.output_item.done", 1)]["item"]["error"] = None
+    finding = _matches_items_finding(ev)
+    assert finding is not None and "(error absent from the output)" in finding.message
+
+    assert _matches_items_finding(message_stream()) is None  # equal items: no finding
+
+
+def test_output_value_difference_names_the_key_without_absence_note():
+    ev = message_stream()
+    ev[-1]["response"]["output"][1]["status"] = "incomplete"
+    finding = _matches_items_finding(ev)
+    assert finding is not None
+    assert finding.message.endswith("item 1 differs in ['status']")

@@ -237,3 +237,24 @@ def test_unhashable_fields_do_not_crash():
               "tools": [{"type": "function", "name": "get_time"}, {"type": "function"}]}
     assert failed(_set(tool_response([WEATHER]), 0, name=["x"]), req(tool_choice=choice)) == {
         "tools.call.known_function", "tools.choice"}
+
+
+# -- namespace tools (SDK 3.54 NamespaceToolParam; Codex sends them) ------------------------------
+NAMESPACED = {"type": "namespace", "name": "crm", "description": "d",
+              "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]}
+
+
+def _call(name: str, namespace: str | None) -> dict:
+    item = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": name, "arguments": "{}",
+            "status": "completed"}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
+
+
+@pytest.mark.parametrize("name, namespace, bad", [("lookup", "crm", False), ("lookup", None, True),
+                                                  ("lookup", "other", True), ("crm", None, True)])
+def test_a_call_to_a_namespaced_function_must_name_its_namespace(name, namespace, bad):
+    response = {"output": [_call(name, namespace)]}
+    found = failed(response, {"model": "m", "input": "x", "tools": [NAMESPACED]})
+    assert ("tools.call.known_function" in found) is bad, found
