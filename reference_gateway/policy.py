@@ -148,7 +148,8 @@ RULES: tuple[Rule, ...] = (
     Rule("safety_identifier", None, IGNORED, "echoed; a hint for OpenAI's abuse detection",
          {"safety_identifier": "s"}),
     Rule("prompt_cache_key", None, IGNORED, "echoed; a cache hint", {"prompt_cache_key": "k"}),
-    Rule("prompt_cache_retention", None, IGNORED, "a cache hint", {"prompt_cache_retention": "24h"}),
+    Rule("prompt_cache_retention", None, IGNORED, "a cache hint (not echoed: no cache is kept)",
+         {"prompt_cache_retention": "24h"}),
     Rule("prompt_cache_options", None, REFUSED, "`prewarm: true` means generate nothing: it cannot be ignored",
          {"prompt_cache_options": {"prewarm": True}}),
     Rule("service_tier", None, IGNORED, "the Response says `default`, the tier that served it (OpenAI: "

@@ -129,7 +129,10 @@ def _judge_exchange(ex: Exchange, profile: Profile | str, *, expect_stream: bool
     obj = ex.json()
     if obj is None:
         log.apply("schema.response")
-        log.fail("schema.response", f"the {ex.status} body is not JSON "
+        # JSON `null` parses to None too: say which it was (open-responses-server answers a
+        # non-streamed request with a 200 whose body is `null`).
+        what = "JSON null, not an object" if ex.body.strip() == b"null" else "not JSON"
+        log.fail("schema.response", f"the {ex.status} body is {what} "
                  f"(Content-Type {ex.content_type!r})", actual=ex.body[:200].decode("utf-8", "replace"))
         return Judged(log, "json")
     if returns == "item_list":

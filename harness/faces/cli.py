@@ -13,6 +13,10 @@
     respcheck baseline DIR > FILE                 (the known failures of a report, as YAML)
     respcheck fuzz [--target URL] [--examples N] [--seed S] [--deadline S] [--report-dir DIR]
                                                   (generated bad input; exit 1 on findings)
+    respcheck clients [--target URL|NAME ...] [--model M] [--client codex --client agents ...]
+                                                  (real clients against the target: exit 1 when
+                                                  one fails; harness/run/clients.py)
+    respcheck run --clients all|codex,agents,...  (the suite, then the clients, in one report)
 
 Exit codes (DESIGN.md output contract): 0 no MUST check failed; 1 a MUST check failed;
 2 the run could not happen (bad arguments, unreachable target, or stopped early: every
@@ -22,9 +26,11 @@ scenario failing the same way at the transport, harness/run/runner.py) with one 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,9 +44,11 @@ from harness.report.compare import console_scores, safe_dir_name, write_comparis
 from harness.report.comparison import CompareError, load_run
 from harness.report.console import console_table
 from harness.report.outputs import write_reports
+from harness.run import clients as real_clients
 from harness.run.client import get_models
 from harness.run.runner import run_suite
 from harness.run.scenario import ScenarioError, load_scenarios
+from harness.targets.pool import ServerPool
 from harness.targets.serve import main as serve_main
 from harness.targets.target import TargetError, open_target, print_profiles
 
@@ -82,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--transcript-budget {args.transcript_budget:g}: give a positive "
                          "number of megabytes")
     specs = list(args.target or [None])
+    chosen = _chosen_clients(args.clients) if args.clients else []
     try:
         plan = baselines.plan(args.baseline)
     except baselines.BaselineError as exc:
@@ -111,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             with open_target(spec, model=args.model, api_key=args.api_key,
                              profile=profile, report_dir=report_dir,
                              start_timeout_s=getattr(args, "start_timeout", None),
-                             preflight=get_models, deadline_s=args.deadline,
+                             preflight=get_models, deadline_s=args.deadline, pool=pool,
                              notify=lambda m: (out.write(f"respcheck: {m}\n"), out.flush())) as target:
                 baseline = plan.for_target(spec, target.name)
                 out.write(f"respcheck {__version__}: {len(scenarios)} scenarios against "
@@ -125,6 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                     skip=skip, progress=progress, deadline_s=args.deadline,
                                     transport=args.transport, keep_going=args.keep_going,
                                     transcript_budget_bytes=int(args.transcript_budget * 2**20))
+                if chosen:
+                    entries = _drive_clients(target, chosen, args.deadline, out)
+                    summary.update(clients=entries, clients_totals=real_clients.totals(entries))
         except TargetError as exc:
             raise UsageError(str(exc)) from None
         judged = baselines.apply(summary, baseline) if baseline is not None else None
@@ -142,10 +154,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         must_failed = any(r["status"] == FAIL and r["level"] == MUST for r in summary["results"])
         return summary, EXIT_MUST_FAILED if must_failed else EXIT_OK
 
-    if len(specs) == 1 and len(profiles) == 1:
-        return run_one(specs[0], report_dir, profiles[0])[1]
-    return _run_targets([(spec, p) for spec in specs for p in profiles], report_dir, run_one,
-                        plan, tag_profile=len(profiles) > 1)
+    # One pool for the whole run: a server that several targets need (vllm, reference+vllm,
+    # reference+native:vllm) is started once, its log in REPORT_DIR, and stopped at the end.
+    with ServerPool(log_dir=report_dir) as pool:
+        if len(specs) == 1 and len(profiles) == 1:
+            return run_one(specs[0], report_dir, profiles[0])[1]
+        return _run_targets([(spec, p) for spec in specs for p in profiles], report_dir,
+                            run_one, plan, tag_profile=len(profiles) > 1)
 
 
 def _target_dir_name(spec: str | None) -> str:
@@ -213,6 +228,79 @@ def _run_targets(runs: list[tuple[str | None, str]], report_dir: Path, run_one, 
         print(console_scores(comparison))
         print(f"comparison: {paths['html']}  (also {paths['markdown']})")
     return EXIT_CANNOT_RUN if cannot else code
+
+
+# -- clients ------------------------------------------------------------------------------
+def _chosen_clients(names: list[str] | None) -> list[real_clients.Client]:
+    try:
+        return real_clients.select(names)
+    except ValueError as exc:
+        raise UsageError(f"--client {exc}") from None
+
+
+def _drive_clients(target, chosen, deadline_s: float | None, out) -> list[dict]:
+    """Each chosen client against ``target``, a line each on ``out``; the ``clients`` entries.
+    A client that is not installed gets one line saying to run scripts/install-clients.sh."""
+    out.write(f"respcheck: real clients against {target.name} ({target.base_url}, model "
+              f"{target.model}): {', '.join(c.name for c in chosen)}\n")
+    out.flush()
+
+    def progress(entry: dict) -> None:
+        if entry["status"] == SKIP and real_clients.INSTALL_HINT in (entry.get("error") or ""):
+            out.write(f"respcheck: {entry['client']}: not installed, skipped: "
+                      f"{real_clients.INSTALL_HINT}\n")
+        else:
+            out.write(f"[client] {real_clients.describe(entry)}\n")
+        out.flush()
+
+    return real_clients.run_clients(
+        target, chosen, progress=progress,
+        step_deadline_s=deadline_s or real_clients.DEFAULT_STEP_DEADLINE_S)
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    """``respcheck clients``: each chosen client against each target; exit 1 when one failed."""
+    chosen = _chosen_clients(args.client)
+    report_dir = Path(args.report_dir)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir {report_dir} exists and is not a directory")
+    if args.deadline is not None and args.deadline <= 0:
+        raise UsageError(f"--deadline {args.deadline:g}: give a positive number of seconds")
+    out = sys.stderr
+
+    def run_one(spec: str | None, report_dir: Path, profile: str) -> tuple[dict, int]:
+        started = dt.datetime.now(dt.UTC)
+        t0 = time.monotonic()
+        try:
+            with open_target(spec, model=args.model, api_key=args.api_key, profile=profile,
+                             report_dir=report_dir,
+                             start_timeout_s=getattr(args, "start_timeout", None),
+                             preflight=get_models, deadline_s=args.deadline,
+                             notify=lambda m: (out.write(f"respcheck: {m}\n"), out.flush())) as target:
+                entries = _drive_clients(target, chosen, args.deadline, out)
+                summary = real_clients.clients_summary(
+                    target, entries, started_at=started.isoformat(timespec="seconds"),
+                    duration_s=round(time.monotonic() - t0, 3))
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+        paths = write_reports(summary, report_dir)
+        print(f"report: {paths['html']}  (also {report_dir}/summary.json, report.md)")
+        for entry in entries:
+            print(real_clients.describe(entry))
+        t = summary["clients_totals"]
+        if t[SKIP] == len(entries):
+            raise UsageError(f"none of the clients ({', '.join(c.name for c in chosen)}) is "
+                             f"installed here: {real_clients.INSTALL_HINT}")
+        failed = t[FAIL] > 0
+        print(f"{'FAIL' if failed else 'PASS'}: clients against {target.name}: {t[PASS]} pass, "
+              f"{t[FAIL]} fail, {t[SKIP]} skip")
+        return summary, EXIT_MUST_FAILED if failed else EXIT_OK
+
+    specs = list(args.target or [None])
+    if len(specs) == 1:
+        return run_one(specs[0], report_dir, "openai")[1]
+    return _run_targets([(spec, "openai") for spec in specs], report_dir, run_one,
+                        baselines.plan(None))
 
 
 # -- compare ------------------------------------------------------------------------------
@@ -357,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--start-timeout", type=float, metavar="SECONDS",
                    help="how long a spawned target (--target vllm) may take to be ready "
                    "(default: $RESPCHECK_START_TIMEOUT or 300)")
+    r.add_argument("--clients", action="append", metavar="NAMES",
+                   help="after the suite, drive these real clients against each target "
+                   f"(comma-separated: {', '.join(real_clients.CLIENT_NAMES)}, or all; "
+                   "repeatable): their pass/fail and first error go into summary.json's "
+                   "`clients`, the reports and the comparison (exit code: the suite's; "
+                   "`respcheck clients` exits 1 when a client fails)")
     r.add_argument("--baseline", action="append", metavar="[NAME=]FILE",
                    help="known failures (written by `respcheck baseline`): a failure listed "
                    "there (same check and scenario) does not fail the run; exit 1 only for a "
@@ -399,6 +493,27 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--report-dir", default="reports/fuzz",
                    help="folder for fuzz.json and the failing bodies (default: reports/fuzz)")
 
+    cl = sub.add_parser("clients", help="drive the installed real clients (Codex CLI, the Agents "
+                        "SDK, the AI SDK, openai-node) against a target: a text turn, a tool "
+                        "round, a follow-up; exit 1 when one fails")
+    cl.add_argument("--target", action="append", metavar="TARGET",
+                    help="base URL or target name, as for `respcheck run` (default: the embedded "
+                    "reference gateway); repeatable: each into REPORT_DIR/<name>/, then a "
+                    "comparison")
+    cl.add_argument("--model", help="model name to send (default: the target's first model)")
+    cl.add_argument("--api-key", default=os.environ.get("RESPCHECK_API_KEY"),
+                    help="bearer token for the target (default: $RESPCHECK_API_KEY)")
+    cl.add_argument("--client", action="append", metavar="NAME",
+                    help=f"a client to drive ({', '.join(real_clients.CLIENT_NAMES)}; repeatable "
+                    "or comma-separated; default: all). One not installed is `skip`: run "
+                    "scripts/install-clients.sh")
+    cl.add_argument("--deadline", type=float, metavar="SECONDS",
+                    help=f"seconds each step of a client may take (default "
+                    f"{real_clients.DEFAULT_STEP_DEADLINE_S:g})")
+    cl.add_argument("--start-timeout", type=float, metavar="SECONDS",
+                    help="how long a spawned target (--target vllm) may take to be ready")
+    cl.add_argument("--report-dir", default="reports/clients")
+
     sub.add_parser("serve", help="run the reference gateway (flags: respcheck serve --help)",
                    add_help=False)
     sub.add_parser("load", help="load-test a target with locust (flags: respcheck load --help)",
@@ -428,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_baseline(args)
         if args.command == "fuzz":
             return cmd_fuzz(args)
+        if args.command == "clients":
+            return cmd_clients(args)
         return cmd_validate(args)
     except UsageError as exc:  # the contract: one line on stderr
         print(f"respcheck: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from harness import __version__
 from harness.core.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report import clients_table
 from harness.report.comparison import NOT_JUDGED, Cell, Comparison, Feature, Row, Run, score_text
 from harness.report.html import FILTER_JS
 
@@ -91,6 +92,10 @@ def _target_row(run: Run, comparison: Comparison) -> str:
         ok = new_must == 0
         verdict = ("PASS" if ok else "FAIL") + f"<br><small>{new_must} new MUST, " \
             f"{_e(baseline.get('known_failures', 0))} known</small>"
+    elif not s.get("results") and clients_table.verdict(s):
+        ok, line = clients_table.verdict(s)  # `respcheck clients`: no scenario was run
+        verdict = ("PASS" if ok else "FAIL") + \
+            f"<br><small>{_e(line.split(': ', 2)[1].split(';')[0])}</small>"
     else:
         n = run.must_failures()
         ok = n == 0
@@ -202,6 +207,7 @@ def render(comparison: Comparison) -> str:
         "<h2>Score per feature<small>(scenario, check) results of each feature's scenarios"
         "</small></h2>",
         _scores(comparison),
+        clients_table.comparison_html([r.label for r in runs], [r.summary for r in runs]),
         '<nav class="filters" hidden><button data-f="all" aria-pressed="true">All rows</button>'
         '<button data-f="dis" aria-pressed="false">Disagreements</button>'
         '<button data-f="bad" aria-pressed="false">Failed or refused somewhere</button>'

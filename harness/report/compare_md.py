@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness import __version__
 from harness.core.findings import FAIL, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report import clients_table
 from harness.report.comparison import NOT_JUDGED, Cell, Comparison, Row, score_text
 from harness.report.markdown import _code, _md  # the escaping report.md uses
 
@@ -31,6 +32,9 @@ def _verdict(run) -> str:
         new_must = sum(1 for f in baseline.get("new_failures") or [] if f.get("level") == MUST)
         word = "PASS" if not new_must else "FAIL"
         return f"**{word}** ({new_must} new MUST, {_md(baseline.get('known_failures', 0))} known)"
+    if not run.summary.get("results") and clients_table.verdict(run.summary):
+        ok, line = clients_table.verdict(run.summary)  # `respcheck clients`: no scenario run
+        return f"**{'PASS' if ok else 'FAIL'}** ({_md(line.split(': ', 2)[1].split(';')[0])})"
     n = run.must_failures()
     return f"**{'PASS' if not n else 'FAIL'}** ({n} MUST failed)"
 
@@ -58,6 +62,8 @@ def render(comparison: Comparison) -> str:
                    + f" | {f.disagreements or ''} |")
     out.append("| **total** | " + " | ".join(f"**{score_text(c)}**" for c in comparison.total_scores())
                + f" | **{n}** |")
+
+    out += clients_table.comparison_markdown([r.label for r in runs], [r.summary for r in runs])
 
     for f in comparison.features:
         out += ["", f"## {_md(f.name)}", ""]

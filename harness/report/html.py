@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.core.findings import FAIL, LEVELS, MUST, PASS, SKIP, UNSUPPORTED
+from harness.report import clients_table
 from harness.report.summary_json import (
     by_feature,
     joined_levels,
@@ -203,6 +204,8 @@ def _feature(feature: str, items: list[dict[str, Any]], results: dict[str, list[
 def render(summary: dict[str, Any]) -> str:
     target = summary.get("target") or {}
     ok, line = verdict(summary)
+    if not summary.get("results") and clients_table.verdict(summary):
+        ok, line = clients_table.verdict(summary)  # `respcheck clients`: no scenario was run
     results = results_by_scenario(summary)
     anchors = {id(r): f"f-{i}" for i, r in enumerate(summary.get("results", []))}
     totals = summary.get("totals") or Counter(r.get("status") for r in summary.get("results", []))
@@ -225,6 +228,7 @@ def render(summary: dict[str, Any]) -> str:
         *([] if failed else ['<p class="none fail must">No check failed.</p>']),
         *([] if any(r.get("level") == MUST for r in failed) or not failed
           else ['<p class="none must">No MUST check failed.</p>']),
+        clients_table.html_section(summary),
         *(_feature(f, items, results, anchors) for f, items in by_feature(scenarios(summary)).items()),
         f'<footer>{_e(summary.get("tool", "respcheck"))} {_e(summary.get("version", ""))} · '
         'transcript links are relative to this report’s folder</footer>',

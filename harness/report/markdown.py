@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.core.findings import FAIL, LEVELS, PASS, SKIP, UNSUPPORTED
+from harness.report import clients_table
 from harness.report.summary_json import (
     failures,
     results_by_scenario,
@@ -47,6 +48,8 @@ def _link(path: str) -> str:
 def render(summary: dict[str, Any]) -> str:
     target = summary.get("target") or {}
     ok, line = verdict(summary)
+    if not summary.get("results") and clients_table.verdict(summary):
+        ok, line = clients_table.verdict(summary)  # `respcheck clients`: no scenario was run
     totals = summary.get("totals") or Counter(r.get("status") for r in summary.get("results", []))
     st = scenario_totals(summary)
     statuses = (PASS, FAIL, UNSUPPORTED, SKIP)
@@ -65,6 +68,8 @@ def render(summary: dict[str, Any]) -> str:
         "Checks: " + ", ".join(f"{totals.get(s, 0)} {s}" for s in statuses) + ".  ",
         "Scenarios: " + ", ".join(f"{st.get(s, 0)} {s}" for s in statuses) + ".",
     ]
+
+    out += clients_table.markdown_section(summary)
 
     # One table per feature (the check's feature, from the catalogue): how many scenarios each
     # check passed and failed in. A row is a check at one level: the level is the result's, not

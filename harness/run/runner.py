@@ -290,7 +290,8 @@ def skip_reason(scenario: Scenario, target: Target, catalogue: Catalogue, *,
                 transport: str = "http") -> str | None:
     """Why ``scenario`` is not run against ``target`` (a ``skip`` with this reason), or None.
     The one place these rules live: ``run_suite`` and the pytest plugin both ask here."""
-    reason = catalogue.profile.out_of_profile.get(scenario.feature)
+    out = catalogue.profile.out_of_profile  # keyed by feature, or by one scenario's id
+    reason = out.get(scenario.feature) or out.get(scenario.id)
     if reason:
         return reason
     if scenario.targets and target.name not in scenario.targets:

@@ -30,8 +30,15 @@ import yaml
 
 from harness.core.catalogue import SpecError, load_profile
 from harness.core.transcript import Exchange
+from harness.targets import spawned
 from harness.targets.model_dir import cache_root
-from harness.targets.spawn import DEFAULT_START_TIMEOUT_S, SpawnedServer, SpawnError, free_port
+from harness.targets.pool import ServerPool, Upstream
+from harness.targets.spawn import (
+    DEFAULT_START_TIMEOUT_S,
+    SpawnedServer,
+    SpawnError,
+    free_port,
+)
 from harness.targets.suite_servers import open_suite_servers
 from harness.targets.vllm_model import ModelChoiceError, choose
 from reference_gateway.config import GatewayConfig
@@ -40,7 +47,7 @@ from reference_gateway.config import GatewayConfig
 # run's --deadline, when shorter).
 PREFLIGHT_TIMEOUT_S = 10.0
 EMBEDDED_MODEL = "mock-1"
-KINDS = ("url", "reference", "vllm", "external")
+KINDS = ("url", "reference", "vllm", "spawned", "external")
 PROFILE_FIELDS = ("name", "kind", "description", "default_url", "default_port", "start", "needs",
                   "responses_api", "unsupported", "source", "notes")
 NEEDS_FIELDS = ("install", "executable", "module", "python")
@@ -52,7 +59,8 @@ NATIVE_PREFIX = "native:"
 # (shared/notes/vllm-on-cpu.md, "Command that worked").
 VLLM_SERVED_MODEL = "tiny"
 VLLM_MAX_MODEL_LEN = 4096
-VLLM_ARGS = ("--served-model-name", VLLM_SERVED_MODEL, "--enforce-eager", "--dtype", "bfloat16", "--max-model-len", str(VLLM_MAX_MODEL_LEN),
+VLLM_ARGS = ("--served-model-name", VLLM_SERVED_MODEL, "--enforce-eager",
+             "--dtype", "bfloat16", "--max-model-len", str(VLLM_MAX_MODEL_LEN),
              "--enable-auto-tool-choice", "--tool-call-parser", "hermes")
 VLLM_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
             # without it, `store` and `previous_response_id` do not work
@@ -134,6 +142,8 @@ def load_profiles() -> dict[str, TargetProfile]:
             raise SpecError(f"{where}: kind {raw['kind']!r} is not one of {', '.join(KINDS)}")
         if raw["kind"] == "external" and not (raw["default_url"] and raw["start"]):
             raise SpecError(f"{where}: an external profile needs default_url and start")
+        if raw["kind"] == "spawned" and name not in spawned.SPAWNED:
+            raise SpecError(f"{where}: no launcher for a spawned {name!r} in harness/targets/spawned.py")
         if name in out or not isinstance(name, str) or name.startswith(COMPOSITE_PREFIX):
             raise SpecError(f"{where}: duplicate or invalid name")
         out[name] = TargetProfile(
@@ -162,6 +172,8 @@ def vllm_python() -> Path:
 def is_installed(profile: TargetProfile) -> bool | None:
     """Whether what the profile needs is installed here; None when it needs nothing."""
     needs = profile.needs
+    if profile.kind == "spawned":
+        return spawned.is_installed(profile.name)
     if needs.executable:
         return shutil.which(needs.executable) is not None
     if needs.module:
@@ -184,8 +196,7 @@ def normalize_base_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise TargetError(f"target {url!r} is not an http(s) URL; pass e.g. "
                           "--target http://127.0.0.1:8000/v1")
-    if url.endswith("/responses"):
-        url = url[: -len("/responses")]
+    url = url.removesuffix("/responses")
     if not url.endswith("/v1"):
         url += "/v1"
     return url
@@ -261,24 +272,16 @@ def resolve_start_timeout(value: float | None) -> float:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Upstream:
-    """A running chat-completions/Responses server: where it is, what it serves."""
-    name: str
-    base_url: str
-    model: str | None
-    api_key: str | None = None
-
-
 @contextlib.contextmanager
 def _open_server(spec: str, *, model: str | None, api_key: str | None,
-                 report_dir: Path | None, start_timeout_s: float | None,
+                 pool: ServerPool, start_timeout_s: float | None,
                  notify: Notify, preflight: Preflight | None,
-                 deadline_s: float | None) -> Iterator[_Upstream]:
-    """A URL, a spawned vLLM, or an external profile's default URL, as a running server."""
+                 deadline_s: float | None) -> Iterator[Upstream]:
+    """A URL, a spawned server (from the run's pool: started once per run), or an external
+    profile's default URL, as a running server."""
     if spec.startswith(("http://", "https://")):
         base = normalize_base_url(spec)
-        yield _Upstream(base.split("//", 1)[1].split("/", 1)[0], base,
+        yield Upstream(base.split("//", 1)[1].split("/", 1)[0], base,
                         discover_model(base, api_key, model, preflight=preflight,
                                         deadline_s=deadline_s, notify=notify), api_key)
         return
@@ -289,14 +292,23 @@ def _open_server(spec: str, *, model: str | None, api_key: str | None,
         assert profile.default_url is not None and profile.start is not None
         base = normalize_base_url(profile.default_url)
         hint = f"start it with `{profile.start}` or pass --target URL"
-        yield _Upstream(profile.name, base,
+        yield Upstream(profile.name, base,
                         discover_model(base, api_key, model, preflight=preflight,
                                         deadline_s=deadline_s, notify=notify,
                                         unreachable_hint=hint, label=profile.name), api_key)
         return
-    with spawn_vllm(report_dir=report_dir, start_timeout_s=start_timeout_s,
-                    notify=notify) as server:
-        yield _Upstream("vllm", server.base_url, model or VLLM_SERVED_MODEL)
+    if profile.kind == "spawned":
+        timeout = resolve_start_timeout(start_timeout_s)
+        try:
+            server = pool.get(profile.name, lambda: spawned.spawn_server(
+                profile.name, pool=pool, start_timeout_s=timeout, notify=notify))
+        except SpawnError as exc:
+            raise TargetError(str(exc)) from None
+        yield dataclasses.replace(server, model=model or server.model)
+        return
+    vllm = pool.get("vllm", lambda: spawn_vllm(report_dir=pool.log_dir,
+                                                 start_timeout_s=start_timeout_s, notify=notify))
+    yield Upstream("vllm", vllm.base_url, model or VLLM_SERVED_MODEL)
 
 
 class _VllmServer:
@@ -349,9 +361,15 @@ def open_target(url: str | None = None, *, model: str | None = None,
                 profile: str = "openai", report_dir: Path | str | None = None,
                 start_timeout_s: float | None = None,
                 notify: Notify | None = None, preflight: Preflight | None = None,
-                deadline_s: float | None = None) -> Iterator[Target]:
+                deadline_s: float | None = None,
+                pool: ServerPool | None = None) -> Iterator[Target]:
     """Yield a ready Target; start (and afterwards stop) whatever the harness owns: the
-    embedded gateway, a spawned vLLM, a gateway in front of an upstream.
+    embedded gateway, a spawned vLLM or other server, a gateway in front of an upstream.
+
+    ``pool`` holds the spawned servers of a whole run (``respcheck run`` with several
+    targets): a server already in it is used, not started again, and it is stopped when the
+    pool closes. Without one, this target's servers are stopped with it (their logs in
+    ``report_dir``).
 
     A server the harness does not start (a URL, an external profile) is first asked
     ``GET /models`` through ``preflight`` (harness.run.client.get_models), within
@@ -365,23 +383,29 @@ def open_target(url: str | None = None, *, model: str | None = None,
         servers = suite.__enter__()
     except (RuntimeError, OSError) as exc:
         raise TargetError(f"could not start the suite's MCP servers on loopback: {exc}") from None
+    own_pool = None
+    if pool is None:
+        own_pool = pool = ServerPool(log_dir=Path(report_dir) if report_dir is not None else None)
     try:
         with _open_target(url, model=model, api_key=api_key, name=name, profile=profile,
-                          report_dir=report_dir, start_timeout_s=start_timeout_s, notify=notify,
+                          start_timeout_s=start_timeout_s, notify=notify,
                           servers=servers, preflight=preflight,
-                          deadline_s=deadline_s) as target:
+                          deadline_s=deadline_s, pool=pool) as target:
             yield dataclasses.replace(target, variables=servers.variables)
     finally:
-        suite.__exit__(None, None, None)
+        try:
+            if own_pool is not None:
+                own_pool.close()
+        finally:
+            suite.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
 def _open_target(url: str | None, *, model: str | None, api_key: str | None, name: str | None,
-                 profile: str, report_dir: Path | str | None, start_timeout_s: float | None,
+                 profile: str, start_timeout_s: float | None,
                  notify: Notify | None, servers, preflight: Preflight | None,
-                 deadline_s: float | None) -> Iterator[Target]:
+                 deadline_s: float | None, pool: ServerPool) -> Iterator[Target]:
     say = notify or (lambda _m: None)
-    rdir = Path(report_dir) if report_dir is not None else None
     spec = (url or "reference").strip()
     done = load_profile(profile).done_sentinel == "required"
     if spec == "reference":
@@ -411,7 +435,7 @@ def _open_target(url: str | None, *, model: str | None, api_key: str | None, nam
         from reference_gateway.launch import start_gateway
 
         # The API key, if any, is the upstream's: the gateway itself asks for none.
-        with _open_server(upstream_spec, model=model, api_key=api_key, report_dir=rdir,
+        with _open_server(upstream_spec, model=model, api_key=api_key, pool=pool,
                           start_timeout_s=start_timeout_s, notify=say, preflight=preflight,
                           deadline_s=deadline_s) as upstream:
             try:
@@ -429,7 +453,7 @@ def _open_target(url: str | None, *, model: str | None, api_key: str | None, nam
             finally:
                 gateway.close()
         return
-    with _open_server(spec, model=model, api_key=api_key, report_dir=rdir,
+    with _open_server(spec, model=model, api_key=api_key, pool=pool,
                       start_timeout_s=start_timeout_s, notify=say, preflight=preflight,
                       deadline_s=deadline_s) as server:
         assert server.model is not None

@@ -444,3 +444,27 @@ def test_an_upstream_429_in_the_tool_loop_keeps_its_backoff_headers(http, tools_
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
     assert r.headers["retry-after"] == "3" and r.headers["retry-after-ms"] == "3000"
     assert {name: r.headers.get(name) for name in RATE_LIMIT_HEADERS} == RATE_LIMIT_HEADERS
+
+
+def test_web_search_filters_allowed_domains_drop_other_results(http):
+    """policy.py: filters.allowed_domains is honoured; the fake search answers example.com URLs."""
+    def sources(domains):
+        body = {"model": "mock-1", "input": "find news", "include": ["web_search_call.action.sources"],
+                "tools": [{"type": "web_search", "filters": {"allowed_domains": domains}}],
+                "tool_choice": {"type": "web_search_preview"}}
+        r = http.post("/responses", json=body)
+        assert r.status_code == 200, r.text
+        return [s["url"] for s in items(r.json(), "web_search_call")[0]["action"]["sources"]]
+
+    everything = [r["url"] for r in fake_search_results("find news", max_results=5)]
+    assert sources(["Example.com"]) == everything
+    assert sources(["other.org"]) == []
+
+
+def test_within_domains_takes_subdomains_not_lookalikes():
+    from reference_gateway.builtin.loop import within_domains
+
+    assert within_domains("https://news.example.com/a", ("example.com",))
+    assert within_domains("https://example.com./a", ("example.com",))
+    assert not within_domains("https://badexample.com/a", ("example.com",))
+    assert not within_domains("https://example.com.evil.org/a", ("example.com",))

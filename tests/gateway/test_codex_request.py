@@ -1,6 +1,18 @@
 """A request body exactly as Codex CLI 0.171.0 sent it to ``respcheck serve`` (captured by a
 loopback recorder; only the working directory in its environment context was renamed): the
-gateway takes it whole, nothing stripped."""
+gateway takes it whole, nothing stripped.
+
+What Codex 0.171.0 sends (``wire_api = "responses"``, ``codex exec``), every turn: ``model``,
+``stream: true``, ``input`` (developer messages with its instructions and skills, a user message
+with the environment context, the prompt; later turns add the previous turns' ``reasoning``
+items with ``encrypted_content``, ``function_call`` and ``function_call_output`` items, each
+with an ``id``), ``tools`` (functions ``exec_command``, ``write_stdin``, ``request_user_input``,
+``view_image``, ``get_goal``, ``create_goal``, ``update_goal`` with ``strict: false``; a
+``namespace`` ``multi_agent_v1`` of five functions; ``{"type": "web_search",
+"external_web_access": false}``), ``tool_choice: "auto"``, ``parallel_tool_calls: true``,
+``reasoning: {"summary": "auto"}``, ``store: false``, ``include:
+["reasoning.encrypted_content"]``, ``prompt_cache_key`` (the thread id) and ``client_metadata``
+(window, installation, thread, turn and session ids, and a JSON ``x-codex-turn-metadata``)."""
 
 from __future__ import annotations
 

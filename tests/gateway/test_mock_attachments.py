@@ -190,3 +190,37 @@ def test_text_only_model_answers_text(mock):
     # the default model takes the same image the text-only one refuses
     parts = [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]
     assert chat(mock, parts).status_code == 200
+
+
+# -- through the gateway: input_image / input_file as a Responses client sends them --------------
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_the_gateway_answer_describes_an_image_and_a_file(client, stream, check_events, validate, streamed):
+    png = encode("PNG", {}, 3, 2)
+    request = {"model": "mock-1", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "What are these?"},
+        {"type": "input_image", "image_url": data_url(png)},
+        {"type": "input_file", "filename": "a.txt", "file_data": data_url(b"line one\nline two", "text/plain")}]}]}
+    if streamed:
+        r, _, events = stream(client, request)
+        out = check_events(events)
+    else:
+        r = client.post("/responses", json=request)
+        out = validate(r.json())
+    assert r.status_code == 200
+    assert out["output"][0]["content"][0]["text"] == (
+        f"Image 1 is a PNG image of 3x2 pixels ({len(png)} bytes). "
+        "File 1, a.txt, holds 17 bytes of text; its first line is \"line one\".")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_the_gateway_passes_on_the_text_only_models_refusal(client, streamed):
+    request = {"model": "mock-text-only", "stream": streamed, "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": "https://example.invalid/cat.png"}]}]}
+    r = client.post("/responses", json=request)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["message"] == "mock-text-only is not a multimodal model"
+    assert set(error) == {"message", "type", "param", "code"}
+    assert client.post("/responses", json={"model": "mock-text-only", "input": "hi"}).status_code == 200

@@ -146,3 +146,21 @@ async def test_a_swept_stream_replays_to_a_response_failed(tmp_path):
     tail = [e async for e in replay.from_store(store, "resp_x", ANONYMOUS_OWNER, 1, poll_interval_s=0.01)]
     assert tail == got[2:]
     store.close()
+
+
+def test_the_sdk_resumes_a_background_stream(target):
+    """The openai SDK's own path (OpenAI's background mode guide): create with background and
+    stream, lose the stream, ``retrieve(id, stream=True, starting_after=N)`` to the end."""
+    sdk = openai.OpenAI(base_url=target.base_url, api_key="x", max_retries=0)
+    stream = sdk.responses.create(**SLOW, background=True, stream=True)
+    seen = []
+    for event in stream:
+        seen.append(event)
+        if len(seen) == 3:
+            break
+    stream.close()
+    assert seen[0].type == "response.created" and seen[0].response.status == "queued"
+    rest = list(sdk.responses.retrieve(seen[0].response.id, stream=True, starting_after=seen[-1].sequence_number))
+    assert [e.sequence_number for e in rest] == list(range(3, 3 + len(rest)))
+    assert rest[-1].type in ("response.completed", "response.incomplete")
+    assert sdk.responses.retrieve(seen[0].response.id).status == rest[-1].response.status

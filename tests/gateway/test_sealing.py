@@ -160,3 +160,17 @@ def test_workers_share_the_seal_key_of_the_config_they_are_handed(tmp_path):
     assert GatewayConfig(upstream_url="http://127.0.0.1:1/v1").seal_key != config.seal_key
     with pytest.raises(ValueError, match="seal_key"):
         GatewayConfig(upstream_url="http://127.0.0.1:1/v1", seal_key=b"short")
+
+
+def test_a_background_response_seals_its_reasoning_too(client):
+    import time
+
+    made = client.post("/responses", json={"model": "mock-reasoning", "input": "think", "background": True,
+                                           "include": ENCRYPTED}).json()
+    deadline = time.monotonic() + 10
+    body = made
+    while body["status"] in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        body = client.get(f"/responses/{made['id']}").json()
+    assert body["status"] == "completed", body
+    assert body["output"][0]["encrypted_content"].startswith(PREFIX)

@@ -319,3 +319,19 @@ def test_compaction_step_is_judged_by_schema_compaction(profile):
     bad = judge_exchange(exchange({k: v for k, v in good.items() if k != "usage"}), profile,
                          returns="compaction")
     assert {f.check for f in bad.log.findings} == {"schema.compaction"}
+
+
+@pytest.mark.parametrize("body, says", [(b"null", "JSON null, not an object"),
+                                        (b"<html>oops</html>", "not JSON")])
+def test_a_200_body_that_is_no_response_says_what_it_was(body, says):
+    """open-responses-server answers a non-streamed request with a 200 whose body is `null`:
+    the failure says so instead of "not JSON"; a body that is not JSON at all still says that."""
+    from harness.core.transcript import Exchange
+    from harness.core.verdict import judge_exchange
+
+    ex = Exchange(step="s", method="POST", url="http://x/v1/responses", request_headers={},
+                  request_body=b"{}", status=200,
+                  response_headers={"content-type": "application/json"}, chunks=[(0.0, body)])
+    fails = judge_exchange(ex).log.findings
+    assert [f.check for f in fails] == ["schema.response"]
+    assert fails[0].message == f"the 200 body is {says} (Content-Type 'application/json')"
