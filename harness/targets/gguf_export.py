@@ -3,7 +3,7 @@
     .venv-llama-cpp/bin/python harness/targets/gguf_export.py MODEL_DIR OUT.gguf
 
 MODEL_DIR is a Llama model directory with weights (harness/targets/model_weights.py):
-``config.json``, ``model.safetensors`` (float32), ``tokenizer.json`` (byte-level BPE) and
+``config.json``, ``model.safetensors`` (F32, F16 or BF16; written as float32), ``tokenizer.json`` (byte-level BPE) and
 ``tokenizer_config.json`` (its chat template). llama.cpp's own converter
 (``convert_hf_to_gguf.py``) refuses a BPE tokenizer whose pre-tokenizer hash it does not know,
 and needs torch; this does what it does for a Llama, for this tokenizer only: the GPT-2
@@ -43,10 +43,17 @@ def read_safetensors(path: Path):
     for name, meta in header.items():
         if name == "__metadata__":
             continue
-        if meta["dtype"] != "F32":
-            raise SystemExit(f"gguf_export: {name} is {meta['dtype']}; only F32 is written")
         start, end = meta["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + start: 8 + n + end], dtype="<f4").reshape(meta["shape"])
+        data = raw[8 + n + start: 8 + n + end]
+        if meta["dtype"] == "F32":
+            arr = np.frombuffer(data, dtype="<f4")
+        elif meta["dtype"] == "F16":
+            arr = np.frombuffer(data, dtype="<f2").astype(np.float32)
+        elif meta["dtype"] == "BF16":  # the top half of a float32
+            arr = (np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise SystemExit(f"gguf_export: {name} is {meta['dtype']}; F32, F16 and BF16 are read")
+        out[name] = arr.reshape(meta["shape"])
     return out
 
 

@@ -1,7 +1,7 @@
 """``respcheck serve``: the reference gateway, optionally with the vLLM it fronts.
 
     respcheck serve [GATEWAY FLAGS]                          # = python -m reference_gateway
-    respcheck serve --spawn-vllm tiny [--workers 2] [...]    # vLLM on the harness's tiny model
+    respcheck serve --spawn-vllm tool [--workers 2] [...]    # vLLM on the harness's tool model
     respcheck serve --spawn-vllm MODEL_DIR_OR_NAME --vllm-arg "--max-num-seqs 8" [...]
 
 Without ``--spawn-vllm`` every flag goes to the gateway (``reference_gateway/__main__.py``),
@@ -11,8 +11,9 @@ unchanged. With it, this process is a supervisor:
 2. starts ``python -m vllm.entrypoints.openai.api_server`` from vLLM's venv
    (``.venv-vllm`` or ``$RESPCHECK_VLLM_PYTHON``, as ``--target vllm`` does) on 127.0.0.1 and a
    free port (``--vllm-port``), in its own process group, its output in ``--vllm-log``;
-   ``tiny`` is the tiny random-weight Llama of harness/targets/model_dir.py with the flags and
-   environment of ``--target vllm`` (harness/targets/target.py); any other value is vLLM's
+   ``tool`` (the trained tool-following model) and ``tiny`` (the random-weight Llama of
+   harness/targets/model_dir.py) are the harness's own models (harness/targets/vllm_model.py),
+   with the flags and environment of ``--target vllm`` (harness/targets/target.py); any other value is vLLM's
    ``--model`` as given, with only ``--vllm-arg`` values added (each one split like a shell
    word list: ``--vllm-arg "--max-num-seqs 8"`` or ``--vllm-arg=--enforce-eager``);
 3. waits until ``GET /v1/models`` answers, at most ``--start-timeout`` seconds (default
@@ -36,7 +37,7 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.targets.model_dir import cache_root, ensure_model_dir
+from harness.targets.model_dir import cache_root
 from harness.targets.spawn import SpawnedServer, SpawnError, free_port
 from harness.targets.target import (
     VLLM_ARGS,
@@ -45,10 +46,10 @@ from harness.targets.target import (
     resolve_start_timeout,
     vllm_python,
 )
+from harness.targets.vllm_model import TINY, TOOL, ModelChoiceError, choose
 from reference_gateway.worker import refusal
 
 PROG = "respcheck serve"
-TINY = "tiny"
 VLLM_LOG_NAME = "serve-vllm.log"
 # How often the watchdog looks whether vLLM still runs while the gateway serves.
 WATCH_INTERVAL_S = 0.5
@@ -66,8 +67,8 @@ def _supervisor_parser() -> argparse.ArgumentParser:
         description="The reference gateway (GATEWAY FLAGS, below). With --spawn-vllm, vLLM is started first, "
                     "waited for, served by the gateway, and stopped with it (harness/targets/serve.py).")
     p.add_argument("--spawn-vllm", metavar="MODEL_DIR_OR_NAME",
-                   help="start vLLM on this model and serve the gateway in front of it ('tiny': the "
-                   "harness's tiny random-weight model, as --target vllm)")
+                   help="start vLLM on this model and serve the gateway in front of it ('tool': the "
+                   "harness's tool-following model, as --target vllm; 'tiny': its random-weight model)")
     p.add_argument("--vllm-arg", action="append", default=[], metavar="ARGS",
                    help="more flags for vLLM's api_server, split like shell words (repeatable; "
                    "--vllm-arg=--enforce-eager or --vllm-arg \"--max-num-seqs 8\")")
@@ -118,21 +119,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _vllm_command(model: str, extra: list[str], port: int) -> tuple[list[str], dict[str, str]]:
-    """vLLM's argv and environment (raises TargetError: not installed, no tiny model)."""
+    """vLLM's argv and environment (raises TargetError: not installed, no usable model)."""
     python = vllm_python()
     if not python.exists():
         raise TargetError(f"vllm is not installed ({python} is missing): run scripts/install-vllm.sh")
     head = [str(python), "-m", "vllm.entrypoints.openai.api_server"]
-    if model != TINY:
+    if model not in (TINY, TOOL):
         return [*head, "--model", model, "--host", "127.0.0.1", "--port", str(port), *extra], dict(os.environ)
     try:
-        model_dir = ensure_model_dir()
-    except ModuleNotFoundError as exc:
+        chosen = choose(model)
+    except (ModuleNotFoundError, ModelChoiceError) as exc:
         raise TargetError(str(exc)) from None
     except OSError as exc:
         raise TargetError(f"cannot write the tiny model under {cache_root()}: {exc}; set $RESPCHECK_CACHE") from None
-    return ([*head, "--model", str(model_dir), *VLLM_ARGS, "--host", "127.0.0.1", "--port", str(port), *extra],
-            os.environ | VLLM_ENV)
+    return ([*head, "--model", str(chosen.path), *VLLM_ARGS, *chosen.args, "--host", "127.0.0.1",
+             "--port", str(port), *extra], os.environ | VLLM_ENV)
 
 
 def _serve_with_vllm(opts: argparse.Namespace, vllm_args: list[str], rest: list[str], gateway_main) -> int:

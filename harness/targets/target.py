@@ -2,7 +2,7 @@
 
     (none) | reference      the embedded gateway over its embedded deterministic upstream
     http(s)://HOST:PORT/v1  any server, by base URL
-    vllm                    a real vLLM spawned here over a tiny random-weight model
+    vllm                    a real vLLM spawned here over a tiny model (vllm_model.py)
     lmdeploy, ollama, ...   a server you started, at its documented default URL
     reference+UPSTREAM      the reference gateway in front of UPSTREAM's chat completions
                             (reference+native:UPSTREAM: in front of its own /v1/responses);
@@ -31,7 +31,7 @@ import yaml
 from harness.core.catalogue import SpecError, load_profile
 from harness.core.transcript import Exchange
 from harness.targets import spawned
-from harness.targets.model_dir import cache_root, ensure_model_dir
+from harness.targets.model_dir import cache_root
 from harness.targets.pool import ServerPool, Upstream
 from harness.targets.spawn import (
     DEFAULT_START_TIMEOUT_S,
@@ -40,6 +40,7 @@ from harness.targets.spawn import (
     free_port,
 )
 from harness.targets.suite_servers import open_suite_servers
+from harness.targets.vllm_model import ModelChoiceError, choose
 from reference_gateway.config import GatewayConfig
 
 # How long a preflight GET /models may take before the target is declared unreachable (or the
@@ -53,12 +54,13 @@ NEEDS_FIELDS = ("install", "executable", "module", "python")
 COMPOSITE_PREFIX = "reference+"
 NATIVE_PREFIX = "native:"
 
-# vLLM: the model name it serves, and the server's flags besides --model and --port
+# vLLM: the model name it serves, and the server's flags besides --model, --port and the
+# model's own (vllm_model.py: --load-format dummy for the random-weight one)
 # (shared/notes/vllm-on-cpu.md, "Command that worked").
 VLLM_SERVED_MODEL = "tiny"
 VLLM_MAX_MODEL_LEN = 4096
-VLLM_ARGS = ("--served-model-name", VLLM_SERVED_MODEL, "--load-format", "dummy",
-             "--enforce-eager", "--dtype", "bfloat16", "--max-model-len", str(VLLM_MAX_MODEL_LEN),
+VLLM_ARGS = ("--served-model-name", VLLM_SERVED_MODEL, "--enforce-eager",
+             "--dtype", "bfloat16", "--max-model-len", str(VLLM_MAX_MODEL_LEN),
              "--enable-auto-tool-choice", "--tool-call-parser", "hermes")
 VLLM_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
             # without it, `store` and `previous_response_id` do not work
@@ -318,15 +320,16 @@ class _VllmServer:
 @contextlib.contextmanager
 def spawn_vllm(*, report_dir: Path | None = None, start_timeout_s: float | None = None,
                notify: Notify | None = None) -> Iterator[_VllmServer]:
-    """Build (or reuse) the tiny model, start vLLM on a free port, stop it afterwards."""
+    """Pick the model (vllm_model.choose: the tool-following one unless $RESPCHECK_VLLM_MODEL
+    says otherwise), start vLLM on a free port, stop it afterwards."""
     say = notify or (lambda _m: None)
     timeout = resolve_start_timeout(start_timeout_s)
     python = vllm_python()
     if not python.exists():
         raise TargetError("vllm is not installed: run scripts/install-vllm.sh")
     try:
-        model_dir = ensure_model_dir()
-    except ModuleNotFoundError as exc:
+        model = choose()
+    except (ModuleNotFoundError, ModelChoiceError) as exc:
         raise TargetError(str(exc)) from None
     except OSError as exc:
         raise TargetError(f"cannot write the tiny model under {cache_root()}: {exc}; "
@@ -335,9 +338,9 @@ def spawn_vllm(*, report_dir: Path | None = None, start_timeout_s: float | None 
     log = (report_dir if report_dir is not None else cache_root() / "logs") / VLLM_LOG_NAME
     if log.exists():
         log.unlink()  # one run per log
-    argv = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-            *VLLM_ARGS, "--port", str(port)]
-    say(f"starting vllm on 127.0.0.1:{port} (tiny random-weight model; log {log}; "
+    argv = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model.path),
+            *VLLM_ARGS, *model.args, "--port", str(port)]
+    say(f"starting vllm on 127.0.0.1:{port} ({model.label}; log {log}; "
         f"up to {timeout:g} s)")
     server = SpawnedServer(argv, ready_url=f"http://127.0.0.1:{port}/v1/models", log_path=log,
                            name="vllm", env=os.environ | VLLM_ENV, start_timeout_s=timeout)

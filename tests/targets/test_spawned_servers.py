@@ -199,3 +199,36 @@ def test_weights_dir_is_built_once_and_rebuilt_when_the_model_changes(cache_dir)
     # a model directory with weights of its own is served as it is
     (model / "model.safetensors").write_bytes(b"trained")
     assert ensure_weights_dir(model) == model
+
+
+# -- GGUF --------------------------------------------------------------------------------------
+@pytest.mark.skipif(not spawned.find_in_checkout(".venv-llama-cpp/bin/python").exists(),
+                    reason="gguf-py is not installed: run scripts/install-llama-cpp.sh")
+def test_gguf_of_the_weights_has_llamas_tensors_the_vocabulary_and_the_template(cache_dir):
+    """ensure_gguf writes the GGUF once (its stamp), and gguf-py's own reader finds every
+    tensor under llama.cpp's names with the safetensors' shapes reversed, the whole vocabulary
+    and the chat template."""
+    import subprocess
+
+    pytest.importorskip("tokenizers")
+    weights = ensure_weights_dir(ensure_model_dir())
+    gguf = spawned.ensure_gguf(weights)
+    mtime = gguf.stat().st_mtime_ns
+    assert spawned.ensure_gguf(weights) == gguf and gguf.stat().st_mtime_ns == mtime
+    probe = (
+        "import json, sys, gguf\n"
+        "r = gguf.GGUFReader(sys.argv[1])\n"
+        "f = r.fields\n"
+        "print(json.dumps({'tensors': {t.name: [int(d) for d in t.shape] for t in r.tensors},\n"
+        "  'tokens': len(f['tokenizer.ggml.tokens'].data),\n"
+        "  'template': bytes(f['tokenizer.chat_template'].parts[-1]).decode()}))\n")
+    out = subprocess.run([str(spawned.find_in_checkout(".venv-llama-cpp/bin/python")), "-c", probe,
+                          str(gguf)], capture_output=True, text=True, check=True).stdout
+    got = json.loads(out)
+    config = json.loads((weights / "config.json").read_text())
+    assert got["tokens"] == config["vocab_size"]
+    assert "<tool_call>" in got["template"]
+    h, kv = config["hidden_size"], config["num_key_value_heads"] * config["head_dim"]
+    assert got["tensors"]["token_embd.weight"] == [h, config["vocab_size"]]
+    assert got["tensors"]["blk.1.attn_k.weight"] == [h, kv]
+    assert len(got["tensors"]) == len(tensor_shapes(config))
