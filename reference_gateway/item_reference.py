@@ -3,7 +3,7 @@ response, named by its id (the SDK's ``ResponseInputItemParam`` ``ItemReference`
 
 The Vercel AI SDK's Responses provider stores by default and continues a conversation from its
 own message history by sending each earlier assistant item back as such a reference
-(``clients/captures/ai-sdk_text_tool_follow_up.yaml``); OpenAI resolves it from the stored
+(``suites/scenarios/clients/ai-sdk_text_tool_follow_up.yaml``); OpenAI resolves it from the stored
 responses of the same project.
 
 Decisions:
