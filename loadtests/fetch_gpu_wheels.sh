@@ -27,5 +27,5 @@ mkdir -p "$DEST/serve" "$DEST/gw"
     annotated-doc typing-inspection openai==2.30.0 distro jiter sniffio python-multipart
 "$PIP" download -q "${PLATFORM[@]}" -d "$DEST/gw" \
     "openai==3.54.0" "starlette>=1.10" "uvicorn>=0.54" uvloop httptools orjson "jsonschema-rs>=0.60,<0.61" pyyaml \
-    "locust==2.47.0" h11
+    "locust==2.47.0" h11 "websockets>=13"
 du -sh "$DEST/serve" "$DEST/gw" "$DEST"

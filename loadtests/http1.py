@@ -1,9 +1,11 @@
-"""A small blocking HTTP/1.1 client over h11 that hands body bytes over the moment they arrive.
+"""A small blocking HTTP/1.1 client that hands body bytes over the moment they arrive.
 
 Why not ``requests``/``HttpUser``: a load generator measuring time-to-first-token must see each
-SSE event when its bytes come off the socket. Here every ``recv()`` goes straight through h11
-(which undoes chunked transfer-encoding, nothing more) to the observer with its
-``perf_counter()`` reading; nothing buffers by line or by size. Under locust the socket module
+SSE event when its bytes come off the socket. Here every ``recv()`` goes straight through
+llhttp (``httptools``, which undoes chunked transfer-encoding, nothing more) to the observer with
+its ``perf_counter()`` reading; nothing buffers by line or by size. The request is written by
+hand (one POST, its head and body in one ``sendall``). llhttp replaced h11 here (issue 20): h11,
+pure Python, cost as much CPU per event as all the rest of the load generator. Under locust the socket module
 is gevent's (monkey-patched), so each user's blocking ``recv`` is a cooperative wait.
 
 One ``Connection`` per user, kept alive across requests (as a real client pool does); a server
@@ -11,7 +13,7 @@ that closes it gets a fresh one on the next request.
 
 Every request is bounded like the conformance run's (harness/run/client.py): a whole-exchange
 deadline (``deadline_s``, the error ``deadline``), a silence between reads (``idle_s``,
-``idle_timeout``), h11's own cap on the response head (16 KiB), and a cap on the body
+``idle_timeout``), a cap on the response head (``MAX_HEAD_BYTES``, 16 KiB as h11's was), and a cap on the body
 (``MAX_BODY_BYTES``, the harness's: a body past it ends the exchange with ``body_cap``), so a
 server that floods costs the load generator at most the cap per user. One event is capped by the
 observer's SSE decoder (``loadtests/observe.py`` ``MAX_FRAME_BYTES``), well inside the body cap.
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import h11
+import httptools
 
 from harness.run.client import MAX_BODY_BYTES
 from loadtests.observe import ExchangeObserver
@@ -33,6 +35,40 @@ from loadtests.observe import ExchangeObserver
 # Bytes asked of one recv(). An SSE event of a text delta is ~150-300 bytes; 64 KiB lets a burst
 # come through in one call without ever waiting for it to fill (recv returns what is there).
 RECV_BYTES = 64 * 1024
+
+
+# The response head: status line and header fields, 16 KiB as h11 (the former parser here) capped it.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+class _Response:
+    """llhttp's callbacks for one response: its header fields, body pieces since the last read,
+    and whether its head / the whole message are complete."""
+
+    __slots__ = ("complete", "content_type", "framed", "head_done", "pieces")
+
+    def __init__(self) -> None:
+        self.content_type: str | None = None
+        self.framed = False  # Content-Length or Transfer-Encoding: the body does not end at EOF
+        self.head_done = False
+        self.complete = False
+        self.pieces: list[bytes] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-type":
+            self.content_type = value.decode("latin-1")
+        elif name in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
 
 
 class Connection:
@@ -48,7 +84,7 @@ class Connection:
         self.connect_timeout = connect_timeout
         self.api_key = api_key
         self._sock: socket.socket | None = None
-        self._h11: h11.Connection | None = None
+        self._reusable = False  # the last exchange ended whole on a connection that stays open
 
     def close(self) -> None:
         if self._sock is not None:
@@ -56,7 +92,8 @@ class Connection:
                 self._sock.close()
             except OSError:
                 pass
-        self._sock = self._h11 = None
+        self._sock = None
+        self._reusable = False
 
     def _connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -64,7 +101,6 @@ class Connection:
         if self.tls:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
         self._sock = sock
-        self._h11 = h11.Connection(h11.CLIENT)
 
     def post(self, path: str, body: bytes,
              make_observer: Callable[[float, float], ExchangeObserver], *,
@@ -72,13 +108,9 @@ class Connection:
         """POST ``body`` (JSON) to ``prefix + path``; feed the answer to the observer
         ``make_observer(t_send, t_send_wall)`` builds; close it and return it. Never raises for
         network trouble: that becomes the sample's error."""
-        if self._h11 is not None and self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
-            try:
-                self._h11.start_next_cycle()
-            except h11.LocalProtocolError:
-                self.close()
-        elif self._h11 is not None:
+        if self._sock is not None and not self._reusable:
             self.close()
+        self._reusable = False
         if self._sock is None:
             try:
                 self._connect()
@@ -87,56 +119,76 @@ class Connection:
                 obs = make_observer(t, time.time())
                 obs.close(t, error=f"connect: {exc.__class__.__name__}")
                 return obs
-        conn, sock = self._h11, self._sock
-        assert conn is not None and sock is not None
-        headers = [("Host", self.host_header), ("Content-Type", "application/json"),
-                   ("Accept", "text/event-stream, application/json"),
-                   ("Content-Length", str(len(body)))]
+        sock = self._sock
+        assert sock is not None
+        head = (f"POST {self.prefix + path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
+                "Content-Type: application/json\r\nAccept: text/event-stream, application/json\r\n"
+                f"Content-Length: {len(body)}\r\n")
         if self.api_key:
-            headers.append(("Authorization", f"Bearer {self.api_key}"))
-        wire = conn.send(h11.Request(method="POST", target=self.prefix + path, headers=headers))
-        wire += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+            head += f"Authorization: Bearer {self.api_key}\r\n"
+        wire = (head + "\r\n").encode("latin-1") + body
+        response = _Response()
+        parser = httptools.HttpResponseParser(response)
         t_send = time.perf_counter()
         obs = make_observer(t_send, time.time())
         deadline = t_send + deadline_s
         error: str | None = None
-        body_bytes = 0
+        body_bytes = head_bytes = 0
+        started = False
         try:
             sock.sendall(wire)
-            finished = False
-            while not finished:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    left = deadline - time.perf_counter()
-                    if left <= 0:
-                        error = "deadline"
-                        break
-                    sock.settimeout(min(idle_s, left))
-                    data = sock.recv(RECV_BYTES)
-                    conn.receive_data(data)  # b"" means EOF; h11 turns it into ConnectionClosed
-                    continue
+            while not response.complete:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    error = "deadline"
+                    break
+                sock.settimeout(min(idle_s, left))
+                data = sock.recv(RECV_BYTES)
                 t = time.perf_counter()
-                if isinstance(event, h11.Response):
-                    ctype = next((v.decode("latin-1") for k, v in event.headers if k == b"content-type"), None)
-                    obs.response_started(event.status_code, ctype, t)
-                elif isinstance(event, h11.Data):
-                    body_bytes += len(event.data)
-                    if body_bytes > MAX_BODY_BYTES:
-                        error = "body_cap"
-                        break
-                    obs.feed(bytes(event.data), t)
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    finished = True
-                    if isinstance(event, h11.ConnectionClosed) and obs.sample.status is None:
+                if not data:  # EOF
+                    if not started:
                         error = "closed"
-        except socket.timeout:
+                    elif response.framed:
+                        error = "protocol: peer closed connection without sending complete message body"[:80]
+                    else:  # a body that ends with the connection
+                        response.complete = True
+                    break
+                if not response.head_done:
+                    head_bytes += len(data)
+                try:
+                    parser.feed_data(data)
+                except httptools.HttpParserUpgrade:
+                    error = "protocol: unexpected upgrade"
+                    break
+                except httptools.HttpParserError as exc:
+                    error = f"protocol: {exc}"[:80]
+                    break
+                if not response.head_done:
+                    if head_bytes > MAX_HEAD_BYTES:
+                        error = f"protocol: the response head exceeds {MAX_HEAD_BYTES} bytes"
+                        break
+                    continue
+                if not started:
+                    started = True
+                    obs.response_started(parser.get_status_code(), response.content_type, t)
+                if response.pieces:
+                    pieces, response.pieces = response.pieces, []
+                    for piece in pieces:
+                        body_bytes += len(piece)
+                        if body_bytes > MAX_BODY_BYTES:
+                            error = "body_cap"
+                            break
+                        obs.feed(piece, t)
+                    if error is not None:
+                        break
+        except TimeoutError:  # socket.timeout
             error = "idle_timeout" if time.perf_counter() < deadline else "deadline"
-        except h11.RemoteProtocolError as exc:
-            error = f"protocol: {exc}"[:80]
         except OSError as exc:
             error = f"transport: {exc.__class__.__name__}"
         t_end = time.perf_counter()
-        if error is not None or conn.their_state is not h11.DONE or conn.our_state is not h11.DONE:
+        if error is None and response.complete and response.framed and parser.should_keep_alive():
+            self._reusable = True
+        else:
             self.close()
         obs.close(t_end, error=error)
         return obs

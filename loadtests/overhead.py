@@ -30,17 +30,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import locust  # noqa: F401  (first: gevent's monkey-patching)
 
-from loadtests import servers
+from loadtests import cpu, servers
 from loadtests.metrics import Sample, Window, distribution
+from loadtests.peers import PEERS, Peer, PeerMissing
+from loadtests.profile import Profiler
 from loadtests.report import machine_info, write_benchmark_md
 from loadtests.runner import run
+from loadtests.store_cost import checkout
 from loadtests.workload import Workload
 
 BENCH_MD = Path("reports/benchmarks/gateway-overhead.md")
@@ -62,9 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="mock-paced", help="mock model (default mock-paced: 50 ms TTFT, 10 ms ITL)")
     p.add_argument("--upstream", help="an already running chat-completions upstream instead of the paced mock")
     p.add_argument("--workers", type=int, default=0, help="load-generator worker processes (default 0)")
+    p.add_argument("--mock-workers", type=int, default=1,
+                   help="paced mock processes sharing one port (SO_REUSEPORT; default 1): one mock process "
+                   "serves ~30,000 chunks/s, 1,024 streams ask for 102,400")
     p.add_argument("--gateway-workers", type=_ints, metavar="N[,N...]",
                    help="run the gateway as `python -m reference_gateway --workers N`, once per N, side by side "
                    "in one interleaved run (e.g. 1,2); default: one in-process gateway (loadtests/servers.py)")
+    p.add_argument("--peer", action="append", default=[], choices=PEERS,
+                   help="also measure this Responses server in front of the same upstream, in the same rounds "
+                   "(repeatable; loadtests/peers.py says where each is looked for)")
+    p.add_argument("--check-path", action="store_true",
+                   help="one more path per round: the (first) gateway with the load generator validating every "
+                   "event (check=full), to know the load generator's own cost per event with validation on")
+    p.add_argument("--profile-levels", type=_ints, default=[], metavar="N[,N...]",
+                   help="py-spy the (first) gateway during its first measured round at these levels "
+                   "(pip install '.[bench]'); top frames into the write-up")
+    p.add_argument("--gateway-config", default="{}",
+                   help="more GatewayConfig fields for the in-process gateway, as JSON (e.g. '{\"metrics\": false}')")
+    p.add_argument("--compare-rev", action="append", default=[], metavar="REV",
+                   help="also measure the gateway as it was at git revision REV (its tree extracted into a "
+                   "temporary directory, served by that tree's own loadtests/servers.py), in the same rounds, "
+                   "as path 'gateway@REV' (repeatable): levers side by side")
     p.add_argument("--out", default="reports/load/overhead")
     p.add_argument("--write-benchmark", action="store_true", help=f"also write {BENCH_MD} and {BENCH_PNG}")
     p.add_argument("--label", help="what the upstream is, for the write-up")
@@ -84,32 +107,66 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     mock = None
+    mocks: list[Any] = []  # --mock-workers beyond the first
     if args.upstream:
         upstream_url = args.upstream
     else:
-        mock = servers.spawn("mock", log=out / "mock.log")
+        mock = servers.spawn("mock", log=out / "mock.log", reuse_port=args.mock_workers > 1)
         upstream_url = mock.base_url
-    gateways: dict[str, Any] = {}  # path name -> a running gateway (base_url, close())
+        port = int(upstream_url.rsplit(":", 1)[1].split("/")[0])
+        mocks = [servers.spawn("mock", log=out / f"mock-{i}.log", port=port, reuse_port=True)
+                 for i in range(1, args.mock_workers)]
+    gateways: dict[str, Any] = {}  # path name -> a running gateway or peer (base_url, pid, close())
+    trees: list[Path] = []  # --compare-rev checkouts
+    probe = CpuProbe(out)
+    if mock is not None:
+        probe.watch("upstream", mock.pid, also=[m.pid for m in mocks])
     try:
         if args.gateway_workers:
             for n in args.gateway_workers:
                 gateways[f"gateway w={n}"] = SupervisedGateway(n, upstream_url, out)
+                probe.watch(f"gateway w={n}", gateways[f"gateway w={n}"].proc.pid, tree=True)
         else:
-            gateways["gateway"] = servers.spawn("gateway", upstream=upstream_url, log=out / "gateway.log")
+            gateways["gateway"] = servers.spawn("gateway", upstream=upstream_url, log=out / "gateway.log",
+                                                config=json.loads(args.gateway_config) or None)
+            probe.watch("gateway", gateways["gateway"].pid)
+        for rev in args.compare_rev:
+            tree = Path(tempfile.mkdtemp(prefix="overhead-rev-"))
+            trees.append(tree)
+            checkout(Path(__file__).resolve().parent.parent, rev, tree)
+            gateways[f"gateway@{rev}"] = servers.spawn(
+                "gateway", upstream=upstream_url, log=out / f"gateway@{rev}.log", code_root=tree,
+                config=json.loads(args.gateway_config) or None)
+            probe.watch(f"gateway@{rev}", gateways[f"gateway@{rev}"].pid)
+        for name in args.peer:
+            try:
+                gateways[name] = Peer(name, upstream_url, args.model, out)
+            except PeerMissing as exc:
+                raise SystemExit(f"python -m loadtests.overhead: --peer {name}: {exc}") from None
+            probe.watch(name, gateways[name].pid, tree=True)
         direct_wl = Workload(api="chat", model=args.model, input_tokens=args.input_tokens,
                              output_tokens=args.output_tokens, check="off").to_dict()
         gw_wl = Workload(api="responses", model=args.model, input_tokens=args.input_tokens,
                          output_tokens=args.output_tokens, check="off").to_dict()
+        first = next(iter(gateways))
+        paths = [("direct", upstream_url, direct_wl, None)] + [(path, gw.base_url, gw_wl, path)
+                                                               for path, gw in gateways.items()]
+        if args.check_path:
+            paths.append((CHECK_PATH, gateways[first].base_url, {**gw_wl, "check": "full"}, first))
         stages = []
         for level in args.levels:
             for r in range(args.rounds):
-                order = [("direct", upstream_url, direct_wl)] + [(path, gw.base_url, gw_wl)
-                                                                 for path, gw in gateways.items()]
+                order = list(paths)
                 if r % 2:
                     order.reverse()
-                for path, url, wl in order:
+                for path, url, wl, server in order:
                     stages.append({"label": f"{path} c={level} r{r}", "users": level, "rate": None,
-                                   "base_url": url, "workload": wl, "path": path, "level": level})
+                                   "base_url": url, "workload": wl, "path": path, "level": level,
+                                   "server": server,
+                                   "api_key": getattr(gateways.get(server), "api_key", None)})
+        if args.profile_levels:
+            probe.profiler = Profiler(gateways[first].pid, out, levels=args.profile_levels, path=first,
+                                      duration_s=args.round_duration)
         config = {
             "base_url": next(iter(gateways.values())).base_url, "target_name": "gateway overhead", "api_key": None,
             "workload": gw_wl, "stages": stages, "warmup_s": args.warmup,
@@ -118,29 +175,38 @@ def main(argv: list[str] | None = None) -> int:
             "slo": None, "report_dir": str(out), "progress": True,
         }
         t0 = time.time()
-        results = run(config)
+        results = run(config, on_window=probe.on_window)
         elapsed = time.time() - t0
     finally:
         for gw in gateways.values():
             gw.close()
         if mock is not None:
             mock.close()
+        for m in mocks:
+            m.close()
+        for tree in trees:
+            shutil.rmtree(tree, ignore_errors=True)
     samples: list[Sample] = results.pop("_samples")
-    table = aggregate(results["stages"], samples, stages, gateway_paths=list(gateways))
-    doc = {"gateway_paths": list(gateways),
+    gateway_paths = list(gateways) + ([CHECK_PATH] if args.check_path else [])
+    for st in results["stages"]:
+        st["cpu_s"] = probe.rounds.get(st["label"], {})
+    table = aggregate(results["stages"], samples, stages, gateway_paths=gateway_paths)
+    doc = {"gateway_paths": gateway_paths,
+           "profiles": probe.profiler.summaries if probe.profiler else {},
            "command": "python -m loadtests.overhead " + " ".join(argv if argv is not None else sys.argv[1:]),
            "measured_at": time.strftime("%Y-%m-%d", time.gmtime()),
            "machine": machine_info(), "elapsed_s": elapsed, "args": vars(args), "levels": table,
            "rounds": [{k: st[k] for k in ("label", "requests", "failed", "request_throughput",
-                                          "output_throughput", "streamed_output_throughput", "errors")} for st in results["stages"]]}
+                                          "output_throughput", "streamed_output_throughput", "errors", "cpu_s")}
+                      for st in results["stages"]]}
     (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = render_md(doc, png_name="overhead.png")
     (out / "overhead.md").write_text(md)
-    plot(table, out / "overhead.png", title=args.label, gateway_paths=list(gateways))
+    plot(table, out / "overhead.png", title=args.label, gateway_paths=gateway_paths)
     print(md)
     if args.write_benchmark:
         write_benchmark_md(BENCH_MD, render_md(doc, png_name=BENCH_PNG.name))
-        plot(table, BENCH_PNG, title=args.label, gateway_paths=list(gateways))
+        plot(table, BENCH_PNG, title=args.label, gateway_paths=gateway_paths)
     return 0
 
 
@@ -194,6 +260,48 @@ class SupervisedGateway:
                 self.proc.wait(5)
 
 
+CHECK_PATH = "gateway check=full"
+
+
+class CpuProbe:
+    """The CPU time each benchmark process spent in each round's measured window (loadtests/cpu.py):
+    ``upstream`` (the paced mock), every gateway and peer (with its worker processes: ``tree``),
+    and ``client`` (the load generator and its workers). Idle servers are read too: a gateway's
+    seconds in a direct round are its idle cost."""
+
+    def __init__(self, out: Path) -> None:
+        self.watched: dict[str, tuple[int, bool]] = {}
+        self.rounds: dict[str, dict[str, float]] = {}  # stage label -> process name -> seconds
+        self._start: dict[str, float | None] = {}
+        self._pids: dict[str, list[int]] = {}
+        self.profiler: Profiler | None = None
+        self._also: dict[str, list[int]] = {}
+
+    def watch(self, name: str, pid: int, *, tree: bool = False, also: list[int] | None = None) -> None:
+        self.watched[name] = (pid, tree)
+        self._also[name] = also or []
+
+    def _read(self, client_pids: list[int]) -> dict[str, float | None]:
+        readings = {name: cpu.total_seconds(self._pids[name]) for name in self.watched}
+        readings["client"] = cpu.total_seconds(self._pids["client"])
+        return readings
+
+    def on_window(self, spec: dict, phase: str, client_pids: list[int]) -> None:
+        if phase == "start":
+            self._pids = {name: (cpu.descendants(pid) if tree else [pid]) + self._also[name]
+                          for name, (pid, tree) in self.watched.items()}
+            self._pids["client"] = client_pids
+            self._start = self._read(client_pids)
+            if self.profiler is not None:
+                self.profiler.round_started(spec)
+            return
+        end = self._read(client_pids)
+        self.rounds[spec["label"]] = {name: end[name] - self._start[name] for name in end
+                                      if end[name] is not None and self._start.get(name) is not None}
+        if self.profiler is not None:
+            self.profiler.round_ended(spec)
+
+
 def _tok_s(stage: dict) -> float:
     """Output tokens/s of one round: streamed arrival-based when the stage streamed."""
     return stage.get("streamed_output_throughput") or stage.get("output_throughput") or 0.0
@@ -210,7 +318,19 @@ def pool(by_label: dict[str, dict], samples: list[Sample], specs: list[dict], *,
         pooled += [s for s in samples if s.stage == label and w.start <= s.t_send < w.end]
     ok = [s for s in pooled if s.ok]
     rounds = [by_label[lb] for lb in labels]
+    window_s = sum(r["window"][1] - r["window"][0] for r in rounds)
+    events = sum(_tok_s(r) * (r["window"][1] - r["window"][0]) for r in rounds)
+    cpu_s: dict[str, float] = {}
+    for r in rounds:
+        for name, seconds in (r.get("cpu_s") or {}).items():
+            cpu_s[name] = cpu_s.get(name, 0.0) + seconds
     return {
+        # per-process CPU: seconds in the pooled windows, per token event that arrived in them
+        # (one upstream chunk each), and cores used on average
+        "token_events": round(events),
+        "cpu_s": cpu_s,
+        "cpu_us_per_event": {name: (s * 1e6 / events if events else None) for name, s in cpu_s.items()},
+        "cpu_cores": {name: s / window_s for name, s in cpu_s.items()} if window_s else {},
         "requests": len(pooled), "failed": len(pooled) - len(ok),
         "ttft_ms": distribution([s.ttft for s in ok if s.ttft is not None]),
         "itl_ms": distribution([g for s in ok for g in s.itls]),
@@ -300,9 +420,43 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
             lines.append(f"| {row['level']} |" + (f" {path} |" if several else "") + f" {fmt(ad['ttft_p50'])} | "
                          f"{fmt(ad['ttft_p99'])} | {fmt(ad['itl_p50'])} | {fmt(ad['itl_p99'])} | "
                          f"{fmt(vs['throughput_ratio'], 3)} |")
-    lines += ["", "Goals: added TTFT p50 < 1 ms and p99 < 5 ms at 256 streams; throughput ratio >= 0.98.", "",
-              f"![gateway overhead]({png_name})", ""]
+    lines += ["", GOALS, ""]
+    lines += render_cpu(doc)
+    for name, summary in (doc.get("profiles") or {}).items():
+        lines += ["", f"py-spy of the gateway, {name} (`py-spy record --idle=false -r 250`, its measured window):", "",
+                  *summary]
+    lines += ["", f"![gateway overhead]({png_name})", ""]
     return "\n".join(lines) + "\n"
+
+
+GOALS = ("Goals (issue 20), on 2 cores: added TTFT p50 < 1 ms and p99 < 5 ms at 1 stream; throughput ratio "
+         ">= 0.95 at 64 streams and >= 0.9 at 256; gateway CPU <= 15 µs per relayed token event; the load "
+         "generator <= 20 µs per event with validation on (check=full).")
+
+
+def render_cpu(doc: dict[str, Any]) -> list[str]:
+    """The per-process table: CPU µs per token event that arrived in the window (one upstream chunk
+    each), and the cores each process used, pooled over the rounds of a (level, path)."""
+    paths = doc.get("gateway_paths") or ["gateway"]
+    if not any(row.get("direct", {}).get("cpu_s") for row in doc["levels"]):
+        return []
+    lines = [("CPU per process (loadtests/cpu.py: /proc schedstat at the start and end of each measured window), "
+              "per token event that arrived in the window (each one upstream chunk relayed; through a gateway "
+              "the client reads ~1.3 SSE events per token: created, in_progress, ... done), and in cores used. "
+              "server = the gateway (or peer) the path goes through; direct: none."), "",
+             ("| streams | path | token events | upstream µs/event | server µs/event | client µs/event | "
+              "upstream cores | server cores | client cores |"),
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in doc["levels"]:
+        for path in ("direct", *paths):
+            d = row[path]
+            us, cores = d.get("cpu_us_per_event") or {}, d.get("cpu_cores") or {}
+            server = None if path == "direct" else (path if path in us else paths[0])
+            lines.append(f"| {row['level']} | {path} | {d.get('token_events', '-')} | {fmt(us.get('upstream'), 1)} | "
+                         f"{fmt(us.get(server), 1) if server else '-'} | {fmt(us.get('client'), 1)} | "
+                         f"{fmt(cores.get('upstream'))} | {fmt(cores.get(server)) if server else '-'} | "
+                         f"{fmt(cores.get('client'))} |")
+    return lines
 
 
 def plot(levels: list[dict[str, Any]], path: Path, *, title: str | None = None,

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,9 @@ from loadtests.user import LoadUser, StageState
 WORKER_CONNECT_DEADLINE_S = 60.0
 FLUSH_GRACE_S = 10.0  # beyond the drain deadline, for the workers' sample messages to arrive
 PROGRESS_EVERY_S = 1.0
+# Called as a stage's measured window opens ("start") and closes ("end"), with the stage's spec
+# and the load generator's process ids.
+WindowHook = Callable[[dict[str, Any], str, list[int]], None]
 
 
 def _free_port(host: str) -> int:
@@ -65,8 +70,9 @@ class Progress:
 
 
 class Controller:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], on_window: WindowHook | None = None) -> None:
         self.config = config
+        self.on_window = on_window
         self.workers = int(config.get("workers") or 0)
         self.external = int(config.get("external_workers") or 0)
         self.distributed = self.workers + self.external > 0
@@ -86,6 +92,10 @@ class Controller:
             self.env.events.worker_report.add_listener(self._on_worker_report)
         else:
             self.runner = self.env.create_local_runner()
+
+    def client_pids(self) -> list[int]:
+        """The load generator's processes on this machine: this one and its local workers."""
+        return [os.getpid()] + [p.pid for p in self._procs if p.poll() is None]
 
     # -- workers ---------------------------------------------------------------------------
     def _on_flush(self, msg, **_kw) -> None:
@@ -148,7 +158,7 @@ class Controller:
             "rate": (spec["rate"] / n_proc) if spec.get("rate") else None,
             # a stage may name its own target and workload (the overhead benchmark alternates
             # the upstream's chat endpoint and the gateway's Responses endpoint)
-            "base_url": spec.get("base_url") or cfg["base_url"], "api_key": cfg.get("api_key"),
+            "base_url": spec.get("base_url") or cfg["base_url"], "api_key": spec.get("api_key", cfg.get("api_key")),
             "workload": spec.get("workload") or cfg["workload"],
             "deadline_s": cfg["deadline_s"], "idle_s": cfg["idle_s"],
             "drain_s": cfg["drain_s"],
@@ -162,9 +172,12 @@ class Controller:
             state.begin(stage)
         # Every user at once: a closed-loop stage is about N concurrent streams, not a ramp.
         self.runner.start(users, spawn_rate=max(users * 20, 1))
-        while time.time() < window.end:
-            self._progress(progress, spec, window)
-            gevent.sleep(min(PROGRESS_EVERY_S, max(0.0, window.end - time.time())))
+        for edge, phase in ((window.start, "start"), (window.end, "end")):
+            while time.time() < edge:
+                self._progress(progress, spec, window)
+                gevent.sleep(min(PROGRESS_EVERY_S, max(0.0, edge - time.time())))
+            if self.on_window is not None:
+                self.on_window(spec, phase, self.client_pids())
         if self.distributed:
             limit = time.monotonic() + cfg["drain_s"] + FLUSH_GRACE_S
             while len(self._flushes) < self.runner.worker_count and time.monotonic() < limit:
@@ -230,10 +243,12 @@ class Controller:
                 f"  {rate or 0:.1f} req/s")
 
 
-def run(config: dict[str, Any]) -> dict[str, Any]:
-    """Run every stage; return the results document (``results.json``)."""
+def run(config: dict[str, Any], *, on_window: WindowHook | None = None) -> dict[str, Any]:
+    """Run every stage; return the results document (``results.json``). ``on_window(spec,
+    "start" | "end", client_pids)`` is called as each stage's measured window opens and closes
+    (loadtests/overhead.py reads the processes' CPU time there)."""
     logging.getLogger("locust").setLevel(logging.ERROR)
-    ctl = Controller(config)
+    ctl = Controller(config, on_window)
     progress = Progress(bool(config.get("progress", True)))
     started = time.time()
     stages = []

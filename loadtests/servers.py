@@ -58,7 +58,7 @@ class ServerProcess:
 def spawn(kind: str, *, upstream: str | None = None, host: str = "127.0.0.1", port: int = 0,
           log: Path | None = None, env: dict[str, str] | None = None,
           deadline_s: float = READY_DEADLINE_S, config: dict | None = None,
-          code_root: Path | None = None) -> ServerProcess:
+          code_root: Path | None = None, reuse_port: bool = False) -> ServerProcess:
     """Start a server process; ``code_root``: the tree whose code it runs (default: this one;
     loadtests/store_cost.py runs an older revision's)."""
     cmd = [sys.executable, "-m", "loadtests.servers", kind, "--host", host, "--port", str(port)]
@@ -66,6 +66,8 @@ def spawn(kind: str, *, upstream: str | None = None, host: str = "127.0.0.1", po
         cmd += ["--upstream", upstream]
     if config:
         cmd += ["--config", json.dumps(config)]
+    if reuse_port:
+        cmd += ["--reuse-port"]
     err = open(log, "ab") if log else subprocess.DEVNULL
     repo_root = str(code_root or Path(__file__).resolve().parent.parent)
     full_env = {**os.environ, **(env or {})}
@@ -93,7 +95,7 @@ def spawn(kind: str, *, upstream: str | None = None, host: str = "127.0.0.1", po
     return ServerProcess(proc, info["base_url"], kind)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on an accepted connection only when
     # the listening socket's proto is IPPROTO_TCP (base_events._set_nodelay); with the default
     # proto 0 Nagle stays on, and a small SSE write waits for the client's delayed ACK (~40 ms
@@ -101,6 +103,8 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
                          socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # several processes serve one port, the kernel spreads the connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
 
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--config", default="{}", help="more GatewayConfig fields, as a JSON object")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT: start more servers on the same --port (overhead.py --mock-workers)")
     args = p.parse_args(argv)
     import uvicorn
 
@@ -134,10 +140,20 @@ def main(argv: list[str] | None = None) -> int:
         if not upstream:
             p.error("gateway needs --upstream")
         app = create_app(GatewayConfig(upstream_url=upstream, **json.loads(args.config)))
-    sock = _bind(args.host, args.port)
+    sock = _bind(args.host, args.port, reuse_port=args.reuse_port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=2, access_log=False))
+    # As ``python -m reference_gateway`` serves (uvicorn.run): the gateway's own HTTP protocol
+    # (http_protocol.py) and uvicorn's event loop choice ("auto": uvloop when installed, as it is
+    # with uvicorn[standard]). The mock upstream gets uvloop too: a cheaper upstream leaves more
+    # of the machine's two cores to what is measured.
+    options = {}
+    if args.kind != "mock":
+        from reference_gateway.http_protocol import UVICORN_OPTIONS
+
+        options = dict(UVICORN_OPTIONS)
+    uv_config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2,
+                               access_log=False, **options)
+    server = uvicorn.Server(uv_config)
     host = f"[{args.host}]" if ":" in args.host else args.host
 
     async def announce() -> None:
@@ -158,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     import asyncio
 
     try:
-        asyncio.run(serve())
+        with asyncio.Runner(loop_factory=uv_config.get_loop_factory()) as runner:
+            runner.run(serve())
     finally:
         if helper is not None:
             helper.close()

@@ -150,11 +150,12 @@ def create_app(config: GatewayConfig) -> Starlette:
                                      background=BackgroundTask(close))  # also when the body never started
         return JSONResponse(await unless_disconnected(request, gateway.respond(turn)))
 
-    async def sse_body(events: AsyncIterator[dict]) -> AsyncIterator[bytes]:
-        """HTTP's framing of ``Gateway.open_events``: each event as SSE, then ``[DONE]`` when configured."""
+    async def sse_body(events: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
+        """HTTP's framing of ``Gateway.open_events``: each event as SSE, a batch in one write,
+        then ``[DONE]`` when configured."""
         try:
-            async for event in events:
-                yield sse(event)
+            async for batch in events:
+                yield sse(batch[0]) if len(batch) == 1 else b"".join([sse(event) for event in batch])
             if config.done_sentinel:
                 yield DONE
         finally:

@@ -111,7 +111,7 @@ class BackgroundRunner:
 
         task.add_done_callback(forget)
 
-    def start_stream(self, response_id: str, events: AsyncIterator[dict], close: Callable[[], Awaitable[None]], *,
+    def start_stream(self, response_id: str, events: AsyncIterator[list[dict]], close: Callable[[], Awaitable[None]], *,
                      owner: str) -> Feed:
         """Run a background stream's ``events`` to their end (``close`` then closes its upstream
         request), published to the returned feed."""
@@ -120,8 +120,9 @@ class BackgroundRunner:
 
         async def run() -> None:
             try:
-                async for event in events:
-                    feed.publish(event)
+                async for batch in events:  # Gateway.open_events: batches of events
+                    for event in batch:
+                        feed.publish(event)
             except asyncio.CancelledError:
                 raise
             except Exception:  # ``ended`` already turned a bug into error + response.failed

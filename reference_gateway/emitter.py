@@ -33,13 +33,22 @@ which keeps this file free of I/O.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+import orjson
+
 from reference_gateway import translate
 from reference_gateway.ids import new_id
+
+
+def _copy(value):
+    """A deep copy of a JSON value, through orjson: 5-10x cheaper than ``copy.deepcopy`` for the
+    Response object (issue 20's profile: 6% of the gateway's CPU at 64 streams), and equal on the
+    wire: everything here is sent as JSON by orjson anyway (a value it cannot encode would fail
+    the event's framing just the same)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 class State(Enum):
@@ -111,7 +120,7 @@ class Emitter:
 
     def _snapshot(self) -> dict:
         # Events carry a copy: later changes to the response must not reach sent events.
-        return copy.deepcopy(self.response)
+        return _copy(self.response)
 
     def _where(self) -> dict:
         return {"item_id": self._item_id, "output_index": len(self.output), "content_index": 0}
@@ -153,8 +162,8 @@ class Emitter:
         done_fields = {"text": text, "logprobs": []} if self.state is State.IN_TEXT else {"text": text}
         events = [
             self._event(done, **where, **done_fields),
-            self._event("response.content_part.done", **where, part=copy.deepcopy(item["content"][0])),
-            self._event("response.output_item.done", output_index=where["output_index"], item=copy.deepcopy(item)),
+            self._event("response.content_part.done", **where, part=_copy(item["content"][0])),
+            self._event("response.output_item.done", output_index=where["output_index"], item=_copy(item)),
         ]
         self.output.append(item)
         self.state = State.STARTED
@@ -216,7 +225,7 @@ class Emitter:
                                   arguments=arguments, name=name))
         item = translate.function_call_item(item_id, call_id=call_id, name=name, arguments=arguments,
                                             status=status, namespace=namespace)
-        events.append(self._event("response.output_item.done", output_index=index, item=copy.deepcopy(item)))
+        events.append(self._event("response.output_item.done", output_index=index, item=_copy(item)))
         self.output.append(item)
         return events
 
@@ -239,7 +248,7 @@ class Emitter:
         """Close the built-in item that a failing response cut short: ``incomplete`` (as an
         open text item is), its phases stopping where they were (specs/grammar.yaml
         ``phases_cut_status``); a tool list that has no status fails with its error instead."""
-        item = copy.deepcopy(self._open_tool)
+        item = _copy(self._open_tool)
         events = []
         if item.get("type") == "mcp_list_tools":
             item["error"] = "The listing did not finish: the response failed first."
@@ -266,9 +275,9 @@ class Emitter:
         """``output_item.added`` for a built-in tool item (``item`` as it stands at the start)."""
         self._expect(State.STARTED)
         self._item_id = item["id"]
-        self._open_tool = copy.deepcopy(item)
+        self._open_tool = _copy(item)
         self.state = State.IN_TOOL
-        return [self._event("response.output_item.added", output_index=len(self.output), item=copy.deepcopy(item))]
+        return [self._event("response.output_item.added", output_index=len(self.output), item=_copy(item))]
 
     # A built-in item's ``.done`` phase events that carry a field's final value: once sent, the
     # item holds that value, also when a failing response cuts it short (``_cut_tool``), so its
@@ -286,8 +295,8 @@ class Emitter:
 
     def close_item(self, item: dict) -> list[dict]:
         self._expect(State.IN_TOOL)
-        event = self._event("response.output_item.done", output_index=len(self.output), item=copy.deepcopy(item))
-        self.output.append(copy.deepcopy(item))
+        event = self._event("response.output_item.done", output_index=len(self.output), item=_copy(item))
+        self.output.append(_copy(item))
         self._open_tool = None
         self.state = State.STARTED
         return [event]
@@ -310,7 +319,7 @@ class Emitter:
         last = max(self._calls, default=None)
         for index in sorted(self._calls):
             events += self._emit_call(self._calls[index], status if index == last else "completed")
-        translate.finish(self.response, output=copy.deepcopy(self.output), finish_reason=finish_reason,
+        translate.finish(self.response, output=_copy(self.output), finish_reason=finish_reason,
                          chat_usage=chat_usage)
         terminal = "response.completed" if self.response["status"] == "completed" else "response.incomplete"
         events.append(self._event(terminal, response=self._snapshot()))
@@ -330,7 +339,7 @@ class Emitter:
         events = self._close("incomplete")
         if self.state is State.IN_TOOL:  # a built-in call cut short
             events += self._cut_tool()
-        self.response["output"] = copy.deepcopy(self.output)
+        self.response["output"] = _copy(self.output)
         translate.fail(self.response, message, code)
         self.state = State.CLOSED
         return events + [

@@ -14,7 +14,7 @@ is chosen there, once, by where it goes:
 - ``ChatAnswer``: any chat-completions upstream (translate.py + emitter.py).
 
 Each answer is written once and can answer both ways: ``respond`` (non-streamed: the final
-Response object) and ``open_events`` (streamed: the events as dicts, and what closes the
+Response object) and ``open_events`` (streamed: the events as dicts, in batches, and what closes the
 upstream request). A stored stream is in the store from its ``response.created`` on, its output
 as it grows, final before its terminal event is sent (response_keeper.py); it ends the way every
 stream must whatever happens (``ended``).
@@ -83,7 +83,7 @@ class Answer(Protocol):
     async def respond(self, turn: Turn) -> dict:
         """The final Response object (stored when ``store``), or ``APIError``."""
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         """The events, and what closes the upstream request (see ``Gateway.open_events``)."""
 
 
@@ -132,34 +132,45 @@ async def nothing_to_close() -> None:
     """The close of a stream with no upstream request of its own (a tool loop closes its own)."""
 
 
-async def ended(body: AsyncIterator[dict], emitter: Emitter | native.Relay, keep: Keeper) -> AsyncIterator[dict]:
-    """``body``, ending the way every stream must, whatever happens: on a gateway bug the
+async def ended(body: AsyncIterator[list[dict]], emitter: Emitter | native.Relay,
+                keep: Keeper) -> AsyncIterator[list[dict]]:
+    """``body`` (batches of events: ``one_by_one`` makes them of a stream of events), ending the
+    way every stream must, whatever happens: on a gateway bug the
     client still gets ``error`` then ``response.failed`` ("internal error"); when the client
     goes away first (the task is cancelled or the generator closed: nothing can be sent) the
     response is stored failed "The client disconnected ...". Never ``in_progress``.
     Stored as it goes (response_keeper.py): ``response.created`` is sent once its in_progress
     row is committed, and each later event grows the row's live output."""
     try:
-        async for event in body:
-            if event["type"] == "response.created":
-                await keep.opened(event["response"], event)
-            else:
-                keep.grew(event)
-            yield event
+        async for batch in body:
+            for event in batch:
+                if event["type"] == "response.created":
+                    await keep.opened(event["response"], event)
+                else:
+                    keep.grew(event)
+            yield batch
     except Exception:
         if not emitter.running:
             raise
         log.exception("stream of %s failed", emitter.response["id"])
         events = emitter.fail("The gateway had an internal error.")
         await keep(emitter.response, events)
-        for event in events:
-            yield event
+        yield events
     except BaseException:  # CancelledError or GeneratorExit: the client went away
         if emitter.running:
             keep.soon(emitter.response, emitter.fail("The client disconnected before the response finished."))
         raise
     finally:
         await body.aclose()
+
+
+async def one_by_one(events: AsyncIterator[dict]) -> AsyncIterator[list[dict]]:
+    """A stream of events as batches of one (what ``ended`` and the transports take)."""
+    try:
+        async for event in events:
+            yield [event]
+    finally:
+        await events.aclose()
 
 
 async def kept_when_final(events: AsyncIterator[dict], source: Emitter | native.Relay,
@@ -195,12 +206,12 @@ class NativeAnswer:
         await turn.keep(turn.response)
         return turn.response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         self.refuse(turn)
         opened = await turn.upstream.open_stream(native.native_request(turn.req, turn.context, stream=True),
                                                  path="/responses")
         relay = native.Relay(turn.response)
-        return ended(self._relayed(relay, opened, turn.keep), relay, turn.keep), opened.aclose
+        return ended(one_by_one(self._relayed(relay, opened, turn.keep)), relay, turn.keep), opened.aclose
 
     @staticmethod
     async def _relayed(relay: native.Relay, opened, keep: Keeper) -> AsyncIterator[dict]:
@@ -234,14 +245,14 @@ class ToolLoopAnswer:
                            type="server_error", code=loop.error_code, headers=loop.error_headers)
         return loop.emitter.response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         """Stored once, when final: before its ``error`` or terminal event is sent (and
         through ``ended``)."""
         if turn.req.background:
             raise APIError(400, "Background responses with built-in tools are not supported by this gateway.",
                            param="background", code="unsupported_parameter")
         loop = self.loop(turn)
-        return ended(kept_when_final(loop.events(), loop.emitter, turn.keep), loop.emitter,
+        return ended(one_by_one(kept_when_final(loop.events(), loop.emitter, turn.keep)), loop.emitter,
                      turn.keep), nothing_to_close
 
 
@@ -265,7 +276,7 @@ class ChatAnswer:
         await turn.keep(response)
         return response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
         """A background stream (``background`` with ``stream``) runs as the background runner's
         task, whoever listens: the client reads its feed (response_feed.py) and may go away
         and come back (``GET ?stream=true&starting_after=N``, replay.py) while it runs on."""
@@ -275,26 +286,34 @@ class ChatAnswer:
         events = ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep)
         if turn.req.background:
             feed = self.background.start_stream(turn.response["id"], events, opened.aclose, owner=turn.owner)
-            return feed.follow(), nothing_to_close
+            return one_by_one(feed.follow()), nothing_to_close
         return events, opened.aclose
 
     @staticmethod
-    async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[dict]:
-        """The event stream. Every way it can end stores (when ``store``) a terminal response:
+    async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[list[dict]]:
+        """The event stream, in batches (the events made of one upstream read together). Every
+        way it can end stores (when ``store``) a terminal response:
         completed/incomplete; failed with the upstream's error (``error`` then
         ``response.failed`` are sent); and, through ``ended``, a gateway bug or a client gone.
         The upstream request is closed in ``finally``."""
         try:
-            for event in emitter.start():
-                yield event
+            yield emitter.start()
             finish_reason, chat_usage = None, None
             try:
-                async for chunk in opened.chunks():
-                    chat_usage = chunk.get("usage") or chat_usage
-                    for choice in chunk.get("choices") or []:
-                        for event in emitter.chat_delta(choice.get("delta") or {}):
-                            yield event
-                        finish_reason = choice.get("finish_reason") or finish_reason
+                async for read in opened.reads():  # what one upstream read brought leaves in one batch
+                    events = []
+                    try:
+                        for chunk in read:
+                            chat_usage = chunk.get("usage") or chat_usage
+                            for choice in chunk.get("choices") or []:
+                                events += emitter.chat_delta(choice.get("delta") or {})
+                                finish_reason = choice.get("finish_reason") or finish_reason
+                    except Exception:
+                        if events:  # made before a gateway bug: sent, as the emitter counts them sent
+                            yield events
+                        raise
+                    if events:
+                        yield events
             except APIError as exc:
                 events = emitter.fail(exc.message, code=exc.code or "server_error")
             else:
@@ -308,8 +327,7 @@ class ChatAnswer:
                 else:
                     events = emitter.finish(finish_reason, chat_usage)
             await keep(emitter.response, events)  # stored before the terminal event: a GET right after sees it
-            for event in events:
-                yield event
+            yield events
         finally:
             await opened.aclose()
 
@@ -440,8 +458,10 @@ class Gateway:
         """A non-streamed (or background) response: the Response object, as the client gets it."""
         return await turn.answer.respond(turn)
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[dict], Close]:
-        """A streamed response's events as dicts, and what closes its upstream request (call it
+    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+        """A streamed response's events as dicts, in batches (the events that are ready together:
+        one per upstream read of a chat upstream, a transport sends a batch in one write), and
+        what closes its upstream request (call it
         whatever happens, also when the events never started). The upstream stream is opened
         first: a refusal or an unreachable upstream is still an ``APIError`` (a proper status
         code over HTTP), since nothing has been committed to the client yet."""
@@ -489,7 +509,7 @@ class Gateway:
             raise not_found(response_id)
         return response
 
-    def replay(self, response_id: str, owner: str, starting_after: int) -> AsyncIterator[dict]:
+    def replay(self, response_id: str, owner: str, starting_after: int) -> AsyncIterator[list[dict]]:
         """``GET /v1/responses/{id}?stream=true`` (replay.py): the events after
         ``starting_after``, from the live feed of a background stream running here, else from
         the store. Refusals (404, 400 ``stream_not_available``) are raised here, before any event."""
@@ -498,10 +518,10 @@ class Gateway:
             raise not_found(response_id)
         feed = self.background.feed(response_id, owner)
         if feed is not None:
-            return replay.from_feed(feed, starting_after)
+            return one_by_one(replay.from_feed(feed, starting_after))
         if not self.store.has_events(response_id, owner):
             raise replay.not_streamed(response_id)
-        return replay.from_store(self.store, response_id, owner, starting_after)
+        return one_by_one(replay.from_store(self.store, response_id, owner, starting_after))
 
     def input_items(self, response_id: str, owner: str, query: Mapping[str, str]) -> dict:
         record = self.store.record(response_id, owner)

@@ -79,7 +79,7 @@ def upstream_failed(kind: str) -> None:
 class ToolWatch:
     """One hosted tool call, from its item's opening to ``closed(item)``."""
 
-    __slots__ = ("_telemetry", "_span")
+    __slots__ = ("_span", "_telemetry")
 
     def __init__(self, telemetry: Telemetry | None, span: Any) -> None:
         self._telemetry, self._span = telemetry, span
@@ -130,7 +130,7 @@ class Telemetry:
     def instrument_upstreams(self, upstreams: Iterable[Any]) -> None:
         """Spans around the upstream clients' calls (no-op without tracing)."""
         if self.tracing is not None:
-            self.tracing.instrument(upstream._client for upstream in upstreams)
+            self.tracing.instrument(client for upstream in upstreams for client in upstream.clients)
 
     def websocket_turn(self, status: int) -> None:
         """One WebSocket turn ended (see the module docstring)."""

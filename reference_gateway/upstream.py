@@ -65,6 +65,7 @@ in SSE but sent by no chat server, is not a line end here).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -158,6 +159,11 @@ async def _raise_for_status(response: httpx.Response, cap: int) -> None:
     raise _bad_gateway(f"status {response.status_code}: {message}", kind)
 
 
+# httpcore's pool looks at every connection it holds each time a request starts or ends (is it
+# idle, expired, readable: a syscall each), so with hundreds of kept-alive connections one pool
+# costs O(connections) per request: 65% of the gateway's CPU at 256 streams once connections
+# were reused (issue 20's profile). 16 pools taken in turn hold 1/16 of them each.
+UPSTREAM_POOL_SHARDS = 16
 # Concurrent upstream streams per gateway process (vLLM's own default max_num_seqs is 256;
 # twice that leaves room for non-streamed calls and background work).
 UPSTREAM_MAX_CONNECTIONS = 512
@@ -225,16 +231,30 @@ class UpstreamStream:
         self._started = started
         self._deadlines = (first_token_s, idle_s, total_s)
         self._max_line = max_line
+        self._body = response.aiter_bytes()
+        self._done = False  # ``data: [DONE]`` was read: what may follow is the body's end
 
     async def chunks(self) -> AsyncIterator[dict]:
         """Chat chunks until ``data: [DONE]`` or the end of the body, under the stream's
         deadlines; every failure surfaces as ``APIError``. Iterate it from one task only."""
+        reads = self.reads()
+        try:
+            async for batch in reads:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await reads.aclose()  # its watchdog's timer with it
+
+    async def reads(self) -> AsyncIterator[list[dict]]:
+        """``chunks``, as the lists that each read of the upstream brought (never empty): what
+        arrived together can leave together, in one write to the client (gateway.py). A failure
+        comes after the chunks that preceded it in its read, as with ``chunks``."""
         watch = _Watchdog(self._started, *self._deadlines)
         loop, cap = asyncio.get_running_loop(), self._max_line
         pending: bytearray | None = None  # a line begun in an earlier read
         try:
             watch.reading = True  # a deadline already past fires on the loop's next turn
-            async for data in self.response.aiter_bytes():
+            async for data in self._body:
                 watch.reading = False
                 if watch.last is None:
                     watch.first_read(loop.time())
@@ -254,22 +274,34 @@ class UpstreamStream:
                     if len(tail) > cap:
                         raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
                     pending = bytearray(tail)
+                batch: list[dict] = []
+                failure: APIError | None = None
                 for line in lines:
                     if not line.startswith(b"data:"):
                         continue  # comments, event:, id:, blank separators
                     if len(line) > cap:
-                        raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                        failure = _bad_gateway(f"an SSE line exceeds {cap} bytes")
+                        break
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
-                        return
+                        self._done = True
+                        break
                     try:
                         chunk = orjson.loads(payload)
                     except ValueError:
-                        raise _bad_gateway("a streamed chunk is not JSON") from None
+                        failure = _bad_gateway("a streamed chunk is not JSON")
+                        break
                     if isinstance(chunk, dict) and "error" in chunk:
                         error = chunk["error"]
-                        raise _bad_gateway(str(error.get("message", error) if isinstance(error, dict) else error))
-                    yield chunk
+                        failure = _bad_gateway(str(error.get("message", error) if isinstance(error, dict) else error))
+                        break
+                    batch.append(chunk)
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
+                if self._done:
+                    return
                 if watch.expired:
                     raise _timeout(watch.expired)
                 watch.reading = True
@@ -285,7 +317,29 @@ class UpstreamStream:
             watch.close()
 
     async def aclose(self) -> None:
+        """Close the upstream request. After ``[DONE]`` the rest of the body (the chunked
+        encoding's last chunk, usually in the same read) is read first, briefly and up to a cap,
+        so that the connection goes back to the pool: httpcore drops a connection whose response
+        was closed unread, and the next stream would pay a new TCP connection (and the upstream
+        an accept)."""
+        if self._done and not self.response.is_closed:
+            self._done = False
+            try:
+                async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+                    left = DRAIN_AFTER_DONE_BYTES
+                    async for rest in self._body:
+                        left -= len(rest)
+                        if left < 0:
+                            break
+            except (TimeoutError, httpx.HTTPError):
+                pass  # the connection is dropped, as it would have been
         await self.response.aclose()
+
+
+# After ``data: [DONE]``: how long, and how many bytes, the end of the body is waited for before
+# the connection is given up (UpstreamStream.aclose).
+DRAIN_AFTER_DONE_S = 0.1
+DRAIN_AFTER_DONE_BYTES = 64 * 1024
 
 
 class Upstream:
@@ -298,7 +352,8 @@ class Upstream:
         # httpx's own read timeout on a stream is only a backstop behind the watchdog (it never
         # fires first: each watchdog deadline is at most this long after any read starts).
         self._stream_timeout = httpx.Timeout(max(self._first_token_s, self._idle_s), connect=config.connect_timeout_s)
-        self._client = httpx.AsyncClient(
+        # Several clients, each with a pool of its own, taken in turn (``UPSTREAM_POOL_SHARDS``).
+        self.clients = [httpx.AsyncClient(
             base_url=config.upstream_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
@@ -306,14 +361,21 @@ class Upstream:
             # and reconnects beyond 20: a gateway in front of a GPU server carries hundreds.
             limits=httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS,
                                 max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS),
-        )
+        ) for _ in range(UPSTREAM_POOL_SHARDS)]
+        self._turns = itertools.cycle(self.clients)
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The client of the next request: the shards in turn."""
+        return next(self._turns)
 
     async def _json(self, method: str, path: str, what: str, body: dict | None = None) -> object:
         """One non-streamed exchange under one deadline; errors mapped to 502/504 envelopes."""
         try:
             async with asyncio.timeout(self._deadline):
-                request = self._client.build_request(method, path, json=body)
-                response = await self._client.send(request, stream=True)
+                client = self._client
+                request = client.build_request(method, path, json=body)
+                response = await client.send(request, stream=True)
                 try:
                     await _raise_for_status(response, self._max_body)
                     data = await _read(response, self._max_body)
@@ -377,10 +439,11 @@ class Upstream:
         The first-token deadline (and the whole-stream one) already runs here: a server that
         holds back its headers gets a 504 envelope, not a stream."""
         started = asyncio.get_running_loop().time()
-        request = self._client.build_request("POST", path, json=body, timeout=self._stream_timeout)
+        client = self._client
+        request = client.build_request("POST", path, json=body, timeout=self._stream_timeout)
         try:
             async with asyncio.timeout_at(started + min(self._first_token_s, self._stream_s)):
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     await _raise_for_status(response, self._max_body)
                 except BaseException:
@@ -414,4 +477,5 @@ class Upstream:
         return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self.clients:
+            await client.aclose()

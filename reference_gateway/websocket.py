@@ -214,10 +214,11 @@ class ResponsesSocket:
             return
         self.telemetry.websocket_turn(200)
         try:
-            async for event in events:
-                if event["type"] in TERMINAL_EVENTS:  # rule 7, before the client hears of it
-                    self.last = StoredResponse(event["response"], list(turn.req.input_items), turn.context)
-                await self.send(event)
+            async for batch in events:
+                for event in batch:
+                    if event["type"] in TERMINAL_EVENTS:  # rule 7, before the client hears of it
+                        self.last = StoredResponse(event["response"], list(turn.req.input_items), turn.context)
+                    await self.send(event)
         finally:
             await events.aclose()  # a client gone mid-send: ``ended`` stores it failed (rule 11)
             await close()

@@ -205,7 +205,8 @@ def spawn_server(name: str, *, pool: ServerPool, start_timeout_s: float,
     except OSError as exc:
         raise SpawnError(f"cannot write the tiny model under {cache_root()}: {exc}; "
                 "set $RESPCHECK_CACHE") from None
-    log_dir = pool.log_dir if pool.log_dir is not None else cache_root() / "logs"
+    # absolute: the server runs in it, and config files are named to it by path
+    log_dir = (pool.log_dir if pool.log_dir is not None else cache_root() / "logs").resolve()
     log = log_dir / f"{name}.log"
     log_dir.mkdir(parents=True, exist_ok=True)
     if log.exists():

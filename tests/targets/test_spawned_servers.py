@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -134,13 +135,16 @@ def test_spawned_server_is_started_logged_and_stopped(monkeypatch, tmp_path, fak
         return real_start(self)
 
     monkeypatch.setattr(SpawnedServer, "start", spy)
-    with ServerPool(log_dir=tmp_path) as pool:
+    # a relative --report-dir: the server runs in it, so its config is named by absolute path
+    monkeypatch.chdir(tmp_path)
+    with ServerPool(log_dir=Path("logs")) as pool:
         up = pool.get("transformers-serve", lambda: spawned.spawn_server(
             "transformers-serve", pool=pool, start_timeout_s=20, notify=lambda _m: None))
         assert up.base_url == f"http://127.0.0.1:{port}/v1" and up.model == "m"
-        assert seen["argv"][-1] == str(tmp_path / "conf.txt")
-        assert (tmp_path / "conf.txt").read_text() == "x"
-        assert (tmp_path / "transformers-serve.log").stat().st_size > 0
+        assert seen["argv"][-1] == str(tmp_path / "logs" / "conf.txt")
+        assert seen["server"].cwd == tmp_path / "logs"
+        assert (tmp_path / "logs" / "conf.txt").read_text() == "x"
+        assert (tmp_path / "logs" / "transformers-serve.log").stat().st_size > 0
     assert seen["server"].process.poll() is not None
 
 
