@@ -29,6 +29,10 @@ Decisions:
   trackers of Codex-style clients, e.g. anomalyco/opencode#7724, can1357/oh-my-pi#41). A foreign
   id is indistinguishable from an unknown one, as for ``previous_response_id``.
 - A stored response that is still queued or in progress offers the output items it has so far.
+- Cost: the lookup scans the store's rows (``find_item``: a LIKE on the JSON text, no index of
+  items): about 8 ms a reference with 10,000 stored responses (12 MB) in SQLite, measured on the
+  2-core development machine; linear in the store's size. A store of millions of responses would
+  want an item-id table written with each response.
 """
 
 from __future__ import annotations
