@@ -22,6 +22,8 @@ stream must whatever happens (``ended``).
 ``previous_response_id`` continues a stored conversation: the upstream sees this request's
 instructions (only), then the previous response's whole context, its output, and this input.
 An unknown, deleted or never-stored (``store: false``) id is 400 ``previous_response_not_found``.
+An ``item_reference`` input item is replaced by the stored item it names before anything else
+reads the input (item_reference.py); one that names nothing of the tenant's is 404.
 
 Tenants (auth.py): a stored response belongs to the key that made it. Another key's GET,
 input_items, DELETE and cancel get the same 404 as an unknown id; its ``previous_response_id``
@@ -42,6 +44,7 @@ from reference_gateway import (
     compaction,
     encrypted_reasoning,
     input_tokens,
+    item_reference,
     native,
     observe,
     replay,
@@ -372,6 +375,15 @@ class Gateway:
 
     # -- create
 
+    def referenced(self, req: CreateRequest, owner: str) -> CreateRequest:
+        """``req`` with its ``item_reference`` items replaced by the stored items they name
+        (item_reference.py: ``owner``'s stored responses only; an unknown id is 404)."""
+        items = self.resolved(list(req.input_items), owner)
+        return req if items == list(req.input_items) else dataclasses.replace(req, input_items=tuple(items))
+
+    def resolved(self, items: list[dict], owner: str) -> list[dict]:
+        return item_reference.resolve(items, lambda item_id: self.store.find_item(item_id, owner))
+
     def opened(self, items: list[dict], owner: str) -> list[dict]:
         """``items`` (a request's input) with the sealed blobs this gateway made for ``owner``
         opened: reasoning items given back their content (encrypted_reasoning.py), compaction
@@ -417,7 +429,7 @@ class Gateway:
         """Every check and lookup of a create request before any upstream call (``APIError``
         for what is refused), for HTTP and WebSocket alike. ``stream``: the response is
         streamed whatever the body says (a WebSocket turn always is)."""
-        req = parse_create(body)
+        req = self.referenced(parse_create(body), owner)
         if stream:
             req = dataclasses.replace(req, stream=True)
         upstream, api_kind = self.route(req.model)
@@ -462,7 +474,7 @@ class Gateway:
     def compact(self, body: object, owner: str) -> dict:
         """``POST /v1/responses/compact`` (compaction.py): the conversation as one item."""
         body, items = parse_compact(body)
-        items = self.opened(items, owner)
+        items = self.opened(self.resolved(items, owner), owner)
         if body.get("previous_response_id") is not None:
             previous = self.history.record(body["previous_response_id"], owner)
             if previous is None:
@@ -478,6 +490,7 @@ class Gateway:
         (``upstream`` or ``estimate``)."""
         model_given = isinstance(body, dict) and body.get("model") is not None
         req = input_tokens.parse_count(body, default_model=None if self.config.routes is not None else "default")
+        req = self.referenced(req, owner)
         upstream, api_kind = self.route(req.model)
         messages = translate.chat_messages(req.instructions, self.conversation(req, owner))
         tools = req.tools.chat_fields(req.parallel_tool_calls).get("tools")

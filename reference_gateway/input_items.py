@@ -18,6 +18,9 @@ Accepted item types (anything else is refused with ``unsupported_parameter`` nam
                           back into the items it packed before anything is sent upstream
     mcp_approval_response the client's answer to an ``mcp_approval_request`` of the previous
                           response (``approval_request_id``, ``approve``; builtin/loop.py acts on it)
+    item_reference        an item of an earlier stored response, by its ``id``; kept as
+                          ``{"type", "id"}`` here and replaced by the stored item once the owner
+                          is known (item_reference.py)
     mcp_list_tools, mcp_call, mcp_approval_request, code_interpreter_call, web_search_call
                           built-in tool items fed back by a stateless client: kept as sent (they
                           must carry their ``id``), shown to the model as the calls they record
@@ -222,7 +225,19 @@ def _compaction(item: dict, where: str) -> dict:
     return {"id": _item_id(item, where, "cmp"), "type": "compaction", "encrypted_content": blob}
 
 
+def _item_reference(item: dict, where: str) -> dict:
+    """Checked here, resolved by item_reference.resolve (it needs the store and the owner)."""
+    item_id = item.get("id")
+    if item_id is None:
+        raise invalid(f"Missing required parameter: '{where}.id'.", param=f"{where}.id",
+                      code="missing_required_parameter")
+    if not isinstance(item_id, str) or not item_id:
+        raise type_error(f"{where}.id", "a non-empty string", item_id)
+    return {"type": "item_reference", "id": item_id}
+
+
 ITEM_PARSERS = {
+    "item_reference": _item_reference,
     "compaction": _compaction,
     "mcp_approval_response": _approval_response,
     **{kind: _fed_back for kind in FED_BACK_ITEMS},

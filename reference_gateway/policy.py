@@ -52,6 +52,9 @@ RULES: tuple[Rule, ...] = (
     Rule("model", None, HONOURED, "routes the request (`--routes`) and is sent upstream", {}),
     Rule("input", None, HONOURED, "text, messages, function calls and outputs, reasoning and compaction items, "
          "built-in tool items", {}),
+    Rule("input[].type", "item_reference", HONOURED, "replaced by the item of that id among the output and input "
+         "items of the API key's stored responses (the AI SDK's follow-up turns); an unknown id, another key's or "
+         "one of a `store: false` response: 404, as OpenAI answers", None),
     Rule("instructions", None, HONOURED, "the system message of this turn (not carried over a chain)",
          {"instructions": "Be brief."}),
     Rule("previous_response_id", None, HONOURED, "continues a stored response of the same API key", None),

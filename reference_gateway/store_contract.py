@@ -159,6 +159,28 @@ class ResponseStore(abc.ABC):
         )
         return StoredResponse(*(json.loads(column) for column in rows[0])) if rows else None
 
+    def find_item(self, item_id: str, owner: str) -> dict | None:
+        """The item with id ``item_id`` among the output items and stored input items of
+        ``owner``'s responses (item_reference.py), or None. Several: the most recently created
+        response's, its output before its input. The rows are narrowed in SQL by the item's
+        ``"id":"..."`` as it is written in the JSON text (``_dump``), then the parsed items are
+        matched exactly: a scan of the owner's rows, no index of items (the reference gateway's
+        store is not sized for millions of responses per tenant)."""
+        needle = _dump({"id": item_id})[1:-1]
+        pattern = "%" + needle.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        rows = self._query("SELECT body, input_items FROM stored_responses WHERE owner = ?"
+                           " AND (body LIKE ? ESCAPE '!' OR input_items LIKE ? ESCAPE '!')",
+                           (owner, pattern, pattern))
+        best: tuple[float, dict] | None = None
+        for body_text, input_text in rows:
+            body = json.loads(body_text)
+            candidates = list(body.get("output") or []) + json.loads(input_text)
+            item = next((i for i in candidates if isinstance(i, dict) and i.get("id") == item_id), None)
+            created = body.get("created_at") or 0
+            if item is not None and (best is None or created > best[0]):
+                best = (created, item)
+        return best[1] if best is not None else None
+
     def exists(self, response_id: str, owner: str) -> bool:
         """One indexed row lookup, no JSON: the history cache's check that a cached response
         was not deleted meanwhile (by this process or another sharing the store)."""

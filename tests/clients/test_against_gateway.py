@@ -2,10 +2,9 @@
 turn, a tool round and a follow-up must pass; a failing client fails this test with the client's
 own error (the driver's first error, quoted in the assertion message).
 
-The AI SDK's follow-up sends its history as `item_reference` items, which the gateway refuses
-today (reports/clients.md): a strict xfail, with that reason, so the day the gateway takes them
-this test says to remove it. (Codex was one too until branch `accept` made the gateway take its
-client_metadata, include, namespace tools, web_search fields and reasoning.summary.)
+(Codex was a strict xfail until branch `accept` made the gateway take its client_metadata,
+include, namespace tools, web_search fields and reasoning.summary; the AI SDK one until branch
+`itemref` made it resolve the `item_reference` items of its follow-up turn.)
 """
 
 from __future__ import annotations
@@ -16,10 +15,7 @@ from client_install import require_installed
 from harness.run import clients as real_clients
 
 BY_NAME = {c.name: c for c in real_clients.CLIENTS}
-XFAIL = {
-    "ai-sdk": "the gateway refuses input item_reference, which the AI SDK sends for the stored "
-              "history of a follow-up turn (reports/clients.md)",
-}
+XFAIL: dict[str, str] = {}  # client name -> why it fails today (a strict xfail); none does
 
 
 @pytest.mark.parametrize("name", [

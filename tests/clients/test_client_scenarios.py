@@ -3,9 +3,9 @@ its client and version (header and title), and the version is the one pinned in 
 bump of a client without a new capture fails here. clients/to_scenario.py is tested on a small
 recording: model and earlier responses' ids become references, the rest is kept as sent.
 
-Every bundled scenario must pass against the reference gateway (tests/plugin). A capture the
-gateway still refuses waits in clients/captures/ (today the AI SDK's: reports/clients.md); the last test here runs them against the gateway and fails as soon as one
-passes, saying to move it into suites/scenarios/clients/."""
+Every bundled scenario must pass against the reference gateway (tests/plugin); all four clients'
+captures are bundled (the AI SDK's, the last to wait in clients/captures/, since the gateway
+resolves its `item_reference` items)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,10 @@ from pathlib import Path
 import yaml
 
 from harness.run import clients as real_clients
-from harness.run.runner import run_suite
 from harness.run.scenario import load_scenarios
-from harness.targets.target import open_target
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "suites" / "scenarios" / "clients"
-PENDING = ROOT / "clients" / "captures"
 HEADER = re.compile(r"^# client: (\S+) (.+) \(([^()]+)\)$")
 sys.path.insert(0, str(ROOT / "clients"))
 import to_scenario  # clients/ is not a package: imported from its folder
@@ -41,7 +38,7 @@ def pinned_versions() -> dict[str, str]:
 def test_every_client_has_a_capture_of_its_pinned_version():
     pins = pinned_versions()
     seen = set()
-    for path in sorted([*SCENARIOS.glob("*.yaml"), *PENDING.glob("*.yaml")]):
+    for path in sorted(SCENARIOS.glob("*.yaml")):
         match = HEADER.match(path.read_text(encoding="utf-8").splitlines()[0])
         assert match, f"{path.name}: first line must be '# client: NAME VERSION (PACKAGE)'"
         client, version, _ = match.groups()
@@ -83,15 +80,3 @@ def test_to_scenario_keeps_the_body_and_references_earlier_responses():
     assert call["output"] == "resp_1 is here"  # only whole values that are ids are replaced
     assert ref["id"] == "{{steps.request_1.response.output[2].id}}"  # two messages: by position
     assert sc["refusable"] is True and [s["expect"] for s in sc["steps"]] == [{"status": 200}] * 2
-
-
-def test_pending_captures_are_still_refused_by_the_reference_gateway(tmp_path):
-    pending = load_scenarios(PENDING)
-    assert pending, "no pending capture left: remove this test and clients/captures/"
-    with open_target(None) as target:
-        summary = run_suite(target, pending, profile="openai", report_dir=tmp_path)
-    status = {s["id"]: s["status"] for s in summary["scenarios"]}
-    for sid, st in status.items():
-        assert st != "pass", (f"{sid} passes against the reference gateway now: git mv it into "
-                              "suites/scenarios/clients/ (and update README's scenario counts)")
-        assert st == "unsupported", f"{sid}: {st} (a clean refusal was expected)"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from client_install import require_installed
 
 from harness.faces.cli import main
@@ -43,14 +42,14 @@ def test_clients_command_writes_clients_into_summary_and_reports(capsys, tmp_pat
 
 
 def test_a_failing_client_exits_1_and_names_its_error(capsys, tmp_path):
-    require_installed(BY_NAME["ai-sdk"])  # its follow-up's item_reference is refused today
-    code = main(["clients", "--client", "ai-sdk", "--report-dir", str(tmp_path)])
+    """A model with a 3-token window (the mock upstream's ``mock-window:N``) refuses every turn
+    with context_length_exceeded; the AI SDK reports it as its own error, quoted per step."""
+    require_installed(BY_NAME["ai-sdk"])
+    code = main(["clients", "--client", "ai-sdk", "--model", "mock-window:3", "--report-dir", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     [entry] = summary["clients"]
-    if entry["status"] == "pass":
-        pytest.skip("the gateway takes the AI SDK's item_reference now: nothing fails here")
-    assert code == 1
-    assert entry["error"].startswith("follow_up: AI_APICallError: ")
+    assert code == 1 and entry["status"] == "fail", entry
+    assert entry["error"].startswith("text: AI_APICallError: ") and "context_length_exceeded" in entry["error"]
     assert entry["error"] in capsys.readouterr().out
 
 

@@ -41,7 +41,7 @@ def assert_envelope(r: httpx.Response, status: int, *, code: str | None, param: 
         ({**OK, "input": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
          "input[0].content[0].type", "unsupported_parameter"),
         ({**OK, "input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input", "invalid_value"),
-        ({**OK, "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type", "unsupported_parameter"),
+        ({**OK, "input": [{"type": "computer_call", "id": "x"}]}, "input[0].type", "unsupported_parameter"),
         ({**OK, "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
          "input[0].call_id", "missing_required_parameter"),
         ({**OK, "input": [{"type": "function_call_output", "call_id": "c"}]},

@@ -91,6 +91,23 @@ def test_every_operation_is_scoped_to_the_owner(stores):
     assert store.delete(body["id"], OWNER) is False
 
 
+def test_find_item_matches_exactly_per_owner_and_prefers_the_newest(stores):
+    """item_reference.py's lookup: output and input items, the owner's only, LIKE wildcards in an
+    id taken literally, the most recently created response's item when several share an id."""
+    store = stores()
+    old = {"id": "msg_a", "type": "message", "role": "user", "content": "old"}
+    new = {"id": "msg_a", "type": "message", "role": "assistant", "content": "new"}
+    store.put(response(created_at=100), owner=OWNER, input_items=[old], context=[])
+    store.put(response(created_at=200, output=[new]), owner=OWNER, input_items=[], context=[])
+    foreign = response(created_at=300, output=[{"id": "msg_aX"}, {"id": "msg%a!"}])
+    store.put(foreign, owner=OTHER, input_items=[], context=[{"id": "ctx_only"}])
+    assert store.find_item("msg_a", OWNER) == new
+    assert store.find_item("msg%a!", OWNER) is None and store.find_item("msg%a!", OTHER) == {"id": "msg%a!"}
+    assert store.find_item("msg_", OWNER) is None and store.find_item("msg_a", OTHER) is None
+    assert store.find_item(foreign["id"], OTHER) is None  # a response id is not an item id
+    assert store.find_item("ctx_only", OTHER) is None  # context is not searched
+
+
 def test_an_existing_id_is_never_overwritten(stores):
     store = stores()
     body = put(store, response())
