@@ -217,11 +217,8 @@ def _web_search_fields(tool: dict, where: str) -> None:
             raise type_error(f"{where}.filters.allowed_domains", "an array of strings", domains)
 
 
-def _namespace_tool(tool: dict, where: str) -> dict:
-    """A ``namespace`` tool (the SDK's NamespaceToolParam): a name, a description, functions."""
-    for key, value in tool.items():
-        if key not in NAMESPACE_KEYS and value is not None:
-            raise unsupported(f"{where}.{key}", f"namespace tool field {key!r}")
+def _tool_name(tool: dict, where: str) -> str:
+    """A function's or a namespace's ``name``: present, a string, and a name chat upstreams take."""
     name = tool.get("name")
     if name is None:
         raise invalid(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
@@ -230,6 +227,15 @@ def _namespace_tool(tool: dict, where: str) -> dict:
         raise type_error(f"{where}.name", "a string", name)
     if not NAME_PATTERN.match(name):
         raise invalid(f"Invalid '{where}.name': must match {NAME_PATTERN.pattern}.", param=f"{where}.name")
+    return name
+
+
+def _namespace_tool(tool: dict, where: str) -> dict:
+    """A ``namespace`` tool (the SDK's NamespaceToolParam): a name, a description, functions."""
+    for key, value in tool.items():
+        if key not in NAMESPACE_KEYS and value is not None:
+            raise unsupported(f"{where}.{key}", f"namespace tool field {key!r}")
+    name = _tool_name(tool, where)
     if tool.get("description") is not None and not isinstance(tool["description"], str):
         raise type_error(f"{where}.description", "a string", tool["description"])
     inner = tool.get("tools")
@@ -263,14 +269,7 @@ def _function_tool(tool: Any, where: str) -> dict:
     for key, value in tool.items():
         if key not in FUNCTION_KEYS and value is not None:
             raise unsupported(f"{where}.{key}", f"function tool field {key!r}")
-    name = tool.get("name")
-    if name is None:
-        raise invalid(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
-                      code="missing_required_parameter")
-    if not isinstance(name, str):
-        raise type_error(f"{where}.name", "a string", name)
-    if not NAME_PATTERN.match(name):
-        raise invalid(f"Invalid '{where}.name': must match {NAME_PATTERN.pattern}.", param=f"{where}.name")
+    name = _tool_name(tool, where)
     for key, kind, expected in (("description", str, "a string"), ("parameters", dict, "an object"),
                                 ("strict", bool, "a boolean")):
         if tool.get(key) is not None and not isinstance(tool[key], kind):

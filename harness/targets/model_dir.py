@@ -183,8 +183,15 @@ def ensure_model_dir(cache: Path | None = None) -> Path:
     if stamp.is_file() and stamp.read_bytes() == files[STAMP_FILE] and all(
             (dest / n).is_file() for n in files):
         return dest
+    return publish_dir(dest, files)
+
+
+def publish_dir(dest: Path, files: dict[str, bytes], *, stamp_file: str = STAMP_FILE) -> Path:
+    """Write ``files`` as the directory ``dest``, safely against concurrent builders: into a
+    temporary sibling first, then renamed into place (a loser of the race with the same bytes
+    keeps the winner's directory: it is the one with ``stamp_file``)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
@@ -193,7 +200,7 @@ def ensure_model_dir(cache: Path | None = None) -> Path:
         try:
             tmp.rename(dest)
         except OSError:  # another builder won the race with the same bytes
-            if not (dest / STAMP_FILE).is_file():
+            if not (dest / stamp_file).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 import struct
-import tempfile
 from array import array
 from pathlib import Path
+
+from harness.targets.model_dir import publish_dir
 
 WEIGHTS_FILE = "model.safetensors"
 STAMP_FILE = "respcheck-model.json"
@@ -92,20 +92,7 @@ def ensure_weights_dir(model_dir: Path) -> Path:
             and (dest / WEIGHTS_FILE).is_file():
         return dest
     config = json.loads((model_dir / "config.json").read_text())
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
-        for f in model_dir.iterdir():
-            if f.is_file() and f.name != STAMP_FILE:
-                shutil.copyfile(f, tmp / f.name)
-        (tmp / WEIGHTS_FILE).write_bytes(safetensors_bytes(config))
-        (tmp / STAMP_FILE).write_text(stamp)
-        if dest.exists():
-            shutil.rmtree(dest, ignore_errors=True)
-        try:
-            tmp.rename(dest)
-        except OSError:  # another builder won the race with the same bytes
-            if not (dest / STAMP_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    files = {f.name: f.read_bytes() for f in model_dir.iterdir() if f.is_file() and f.name != STAMP_FILE}
+    files[WEIGHTS_FILE] = safetensors_bytes(config)
+    files[STAMP_FILE] = stamp.encode()
+    return publish_dir(dest, files, stamp_file=STAMP_FILE)
