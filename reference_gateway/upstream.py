@@ -359,13 +359,13 @@ class Upstream:
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
             # httpx's default pool (100 connections, 20 kept alive) queues streams beyond 100
             # and reconnects beyond 20: a gateway in front of a GPU server carries hundreds.
-            limits=httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS,
-                                max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS),
+            # The process-wide cap split evenly: the shards are taken in turn, so they fill alike.
+            limits=httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS // UPSTREAM_POOL_SHARDS,
+                                max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS // UPSTREAM_POOL_SHARDS),
         ) for _ in range(UPSTREAM_POOL_SHARDS)]
         self._turns = itertools.cycle(self.clients)
 
-    @property
-    def _client(self) -> httpx.AsyncClient:
+    def _next_client(self) -> httpx.AsyncClient:
         """The client of the next request: the shards in turn."""
         return next(self._turns)
 
@@ -373,7 +373,7 @@ class Upstream:
         """One non-streamed exchange under one deadline; errors mapped to 502/504 envelopes."""
         try:
             async with asyncio.timeout(self._deadline):
-                client = self._client
+                client = self._next_client()
                 request = client.build_request(method, path, json=body)
                 response = await client.send(request, stream=True)
                 try:
@@ -439,7 +439,7 @@ class Upstream:
         The first-token deadline (and the whole-stream one) already runs here: a server that
         holds back its headers gets a 504 envelope, not a stream."""
         started = asyncio.get_running_loop().time()
-        client = self._client
+        client = self._next_client()
         request = client.build_request("POST", path, json=body, timeout=self._stream_timeout)
         try:
             async with asyncio.timeout_at(started + min(self._first_token_s, self._stream_s)):
@@ -465,7 +465,7 @@ class Upstream:
         the prompt's token count by the model's own tokenizer and chat template. None when the
         upstream has no such route (404, 405, 501) or answers no integer ``count``; any other
         failure is the usual envelope (a 4xx keeps its status, upstream.py)."""
-        root = str(self._client.base_url).rstrip("/")
+        root = str(self.clients[0].base_url).rstrip("/")
         root = root.removesuffix("/v1")
         try:
             answer = await self._json("POST", root + "/tokenize", "the token count", body)
