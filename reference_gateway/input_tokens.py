@@ -36,8 +36,8 @@ from typing import Any
 
 from openai.types.responses.input_token_count_params import InputTokenCountParams
 
-from reference_gateway.errors import invalid, unsupported
-from reference_gateway.params import CreateRequest, parse_create
+from reference_gateway.errors import invalid
+from reference_gateway.params import CreateRequest, check_body_names, parse_create
 
 KNOWN_PARAMS = frozenset(InputTokenCountParams.__annotations__)
 IGNORED_PARAMS = frozenset({"personality"})
@@ -58,13 +58,7 @@ _NO_INPUT = "."
 
 def parse_count(body: Any, *, default_model: str | None) -> CreateRequest:
     """A count body, checked as the create body it stands for; the request it would make."""
-    if not isinstance(body, dict):
-        raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
-    for name in body:
-        if name not in KNOWN_PARAMS:
-            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
-        if name in UNSUPPORTED_PARAMS and body[name] is not None:
-            raise unsupported(name)
+    check_body_names(body, KNOWN_PARAMS, UNSUPPORTED_PARAMS)
     create = {name: value for name, value in body.items() if name not in IGNORED_PARAMS | UNSUPPORTED_PARAMS}
     if create.get("model") is None:
         if default_model is None:

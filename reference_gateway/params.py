@@ -391,14 +391,27 @@ def _check_tool_choice_names(choice: Any) -> None:
                 raise _type_error(f"tool_choice.tools[{i}].name", "a string", ref["name"])
 
 
+def check_body_names(body: Any, known: frozenset[str] | set[str],
+                     unsupported_names: frozenset[str] | set[str] = frozenset()) -> dict:
+    """A request body is a JSON object whose every parameter is ``known``; one in
+    ``unsupported_names`` is refused unless null (400 envelopes naming it). Shared by create,
+    compact and input_tokens."""
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
+    for name in body:
+        if name not in known:
+            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        if name in unsupported_names and body[name] is not None:
+            raise unsupported(name)
+    return body
+
+
 def parse_create(body: Any) -> CreateRequest:
     """Validate a decoded JSON body; raise ``APIError`` naming the first offending field."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
     check_json_values(body)
-    for name in body:
-        if name not in KNOWN_PARAMS:
-            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    check_body_names(body, KNOWN_PARAMS)
 
     model = body.get("model")
     if model is None:
@@ -482,13 +495,7 @@ def parse_create(body: Any) -> CreateRequest:
 def parse_compact(body: object) -> tuple[dict, list[dict]]:
     """A ``POST /v1/responses/compact`` body, checked, and its input items (none without
     ``input``). ``model`` is required, as the SDK's params say."""
-    if not isinstance(body, dict):
-        raise invalid("The request body must be a JSON object.", param=None, code="invalid_type")
-    for name in body:
-        if name not in KNOWN_COMPACT_PARAMS:
-            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
-        if name in UNSUPPORTED_COMPACT_PARAMS and body[name] is not None:
-            raise unsupported(name)
+    check_body_names(body, KNOWN_COMPACT_PARAMS, UNSUPPORTED_COMPACT_PARAMS)
     if body.get("model") is None:
         raise invalid("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if not isinstance(body["model"], str) or not body["model"].strip():
