@@ -61,4 +61,8 @@ PYEOF
     "apache-tvm-ffi==0.1.11" ninja
 # respcheck itself runs there too (from the carried tree): its own needs, resolved from pyproject
 "$PIP" download -q "${PLATFORM[@]}" -d "$DEST/respcheck" .
+# Not needed there, and they push the carry past 64 MiB: uvloop is on that machine already;
+# watchfiles and httptools are uvicorn extras; hypothesis (+ sortedcontainers) serves only
+# `respcheck fuzz`, imported lazily.
+rm -f "$DEST"/respcheck/{uvloop,watchfiles,httptools,hypothesis,sortedcontainers}-*.whl
 du -sh "$DEST/lmdeploy-slim" "$DEST/lmdeploy-deps" "$DEST/respcheck"

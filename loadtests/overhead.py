@@ -48,6 +48,7 @@ from loadtests.runner import run
 from loadtests.store_cost import checkout
 from loadtests.workload import Workload
 
+FLOOR_PATH = "relay (floor)"
 BENCH_MD = Path("reports/benchmarks/gateway-overhead.md")
 BENCH_PNG = Path("reports/benchmarks/gateway-overhead.png")
 
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-path", action="store_true",
                    help="one more path per round: the (first) gateway with the load generator validating every "
                    "event (check=full), to know the load generator's own cost per event with validation on")
+    p.add_argument("--floor", action="store_true",
+                   help=f"one more path per round: '{FLOOR_PATH}', a byte-for-byte TCP proxy in front of the "
+                   "upstream (loadtests/relay.py), read as direct is: its CPU per token event is the floor under "
+                   "any Python relay's on this machine")
     p.add_argument("--profile-levels", type=_ints, default=[], metavar="N[,N...]",
                    help="py-spy the (first) gateway during its first measured round at these levels "
                    "(pip install '.[bench]'); top frames into the write-up")
@@ -138,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 "gateway", upstream=upstream_url, log=out / f"gateway@{rev}.log", code_root=tree,
                 config=json.loads(args.gateway_config) or None)
             probe.watch(f"gateway@{rev}", gateways[f"gateway@{rev}"].pid)
+        if args.floor:
+            gateways[FLOOR_PATH] = servers.spawn("relay", upstream=upstream_url, log=out / "relay.log")
+            probe.watch(FLOOR_PATH, gateways[FLOOR_PATH].pid)
         for name in args.peer:
             try:
                 gateways[name] = Peer(name, upstream_url, args.model, out)
@@ -149,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         gw_wl = Workload(api="responses", model=args.model, input_tokens=args.input_tokens,
                          output_tokens=args.output_tokens, check="off").to_dict()
         first = next(iter(gateways))
-        paths = [("direct", upstream_url, direct_wl, None)] + [(path, gw.base_url, gw_wl, path)
-                                                               for path, gw in gateways.items()]
+        paths = [("direct", upstream_url, direct_wl, None)] + [
+            (path, gw.base_url, direct_wl if path == FLOOR_PATH else gw_wl, path) for path, gw in gateways.items()]
         if args.check_path:
             paths.append((CHECK_PATH, gateways[first].base_url, {**gw_wl, "check": "full"}, first))
         stages = []

@@ -8,7 +8,9 @@ once it accepts connections, and serves until SIGTERM/SIGINT. ``spawn()`` is the
 - ``mock``: the embedded deterministic chat-completions upstream (``mock-paced`` for fixed
   pacing);
 - ``gateway``: the reference gateway in front of ``--upstream``;
-- ``embedded``: both in one process (the mock in a thread), ``respcheck load``'s default target.
+- ``embedded``: both in one process (the mock in a thread), ``respcheck load``'s default target;
+- ``relay``: a byte-for-byte TCP proxy in front of ``--upstream`` (loadtests/relay.py: the floor
+  of any Python relay, ``overhead.py --floor``).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.servers")
-    p.add_argument("kind", choices=("mock", "gateway", "embedded"))
+    p.add_argument("kind", choices=("mock", "gateway", "embedded", "relay"))
     p.add_argument("--upstream", help="chat-completions base URL (gateway)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -119,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT: start more servers on the same --port (overhead.py --mock-workers)")
     args = p.parse_args(argv)
+    if args.kind == "relay":
+        from loadtests import relay
+
+        if not args.upstream:
+            p.error("relay needs --upstream")
+        return relay.main(["--upstream", args.upstream, "--host", args.host, "--port", str(args.port)])
     import uvicorn
 
     from reference_gateway.config import GatewayConfig

@@ -66,3 +66,46 @@ def test_profile_summary_of_an_empty_capture(tmp_path):
     raw = tmp_path / "p.txt"
     raw.write_text("")
     assert summarize(raw, rate_hz=10, duration_s=1) == ["no samples."]
+
+
+def test_floor_relay_passes_a_stream_through_byte_for_byte(tmp_path):
+    """loadtests/relay.py (overhead.py --floor) is measured as the floor of a relay: it must
+    relay, unchanged, a streamed chat completion and a kept-alive second request."""
+    import httpx
+
+    from loadtests import servers
+
+    with servers.spawn("mock", log=tmp_path / "mock.log") as mock, \
+            servers.spawn("relay", upstream=mock.base_url, log=tmp_path / "relay.log") as relay:
+        body = {"model": "mock-paced", "stream": True, "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}]}
+        streams = []
+        for base in (mock.base_url, relay.base_url, relay.base_url):
+            with httpx.Client(timeout=10) as client:
+                r = client.post(base + "/chat/completions", json=body)
+                assert r.status_code == 200
+                streams.append([line for line in r.text.splitlines() if line.startswith("data:")])
+        with httpx.Client(base_url=relay.base_url, timeout=10) as client:  # one connection, two requests
+            assert [client.post("/chat/completions", json=body).status_code for _ in range(2)] == [200, 200]
+
+    def shape(lines):  # ids and timestamps differ between requests; the structure must not
+        import json
+        return [sorted(json.loads(x[5:])) if x != "data: [DONE]" else x for x in lines]
+
+    assert len(streams[0]) >= 7 and streams[0][-1] == "data: [DONE]"
+    assert shape(streams[1]) == shape(streams[0]) == shape(streams[2])
+
+
+def test_relay_closes_the_client_when_the_upstream_is_gone(tmp_path):
+    import socket
+
+    from loadtests import servers
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # bound, never listening: connections are refused
+        with servers.spawn("relay", upstream=f"http://127.0.0.1:{dead}/v1", log=tmp_path / "relay.log") as relay:
+            port = int(relay.base_url.rsplit(":", 1)[1].split("/")[0])
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
+                assert c.recv(100) == b""  # closed, not hung

@@ -74,6 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, default=MODEL_CONFIG["num_hidden_layers"])
     ap.add_argument("--intermediate", type=int, default=MODEL_CONFIG["intermediate_size"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bucket", action="store_true",
+                    help="draw each batch from neighbours in length order (less padding: the CPU run's choice)")
     ap.add_argument("--time-budget", type=float, default=0,
                     help="seconds of training: the schedule runs to whichever of --steps and this comes first (0: steps only)")
     args = ap.parse_args(argv)
@@ -101,6 +103,8 @@ def main(argv=None) -> int:
     pad = json.loads(files["config.json"])["pad_token_id"]
     warmup = max(1, args.steps // 20)
     rng = random.Random(args.seed)
+    if args.bucket:
+        data.sort(key=lambda d: len(d[0]))
     autocast = device.type == "cuda"
     model.train()
     step, t_train = 0, time.monotonic()
@@ -111,7 +115,11 @@ def main(argv=None) -> int:
         lr = args.lr * min(1.0, step / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = rng.sample(data, args.batch)
+        if args.bucket:
+            start = rng.randrange(len(data) - args.batch + 1)
+            batch = data[start:start + args.batch]
+        else:
+            batch = rng.sample(data, args.batch)
         width = max(len(ids) for ids, _ in batch)
         x = torch.full((len(batch), width), pad, dtype=torch.long)
         y = torch.full((len(batch), width), -100, dtype=torch.long)
