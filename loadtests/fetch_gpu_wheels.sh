@@ -8,7 +8,7 @@
 #           import opentelemetry), pydantic 2.14.3, openai 2.30.0 (3.x needs httpx2), uvicorn...
 #   gw/     the reference gateway and the load generator, resolved from this project's pins:
 #           starlette, uvicorn, openai 3.54.0 (+ httpx2, httpcore2, truststore), pyyaml,
-#           jsonschema-rs, orjson, locust 2.47 (+ gevent, greenlet, pyzmq, msgpack, flask, ...).
+#           jsonschema-rs, orjson, cryptography (sealing.py, imported by the app), locust 2.47 (+ gevent, greenlet, pyzmq, msgpack, flask, ...).
 #           No matplotlib (with numpy it would double the payload): plots are drawn afterwards
 #           on the CPU machine from results.json (python -m loadtests.overhead --render).
 set -euo pipefail
@@ -27,5 +27,5 @@ mkdir -p "$DEST/serve" "$DEST/gw"
     annotated-doc typing-inspection openai==2.30.0 distro jiter sniffio python-multipart
 "$PIP" download -q "${PLATFORM[@]}" -d "$DEST/gw" \
     "openai==3.54.0" "starlette>=1.10" "uvicorn>=0.54" uvloop httptools orjson "jsonschema-rs>=0.60,<0.61" pyyaml \
-    "locust==2.47.0" h11 "websockets>=13"
+    "locust==2.47.0" h11 "websockets>=13" "cryptography>=44,<51"
 du -sh "$DEST/serve" "$DEST/gw" "$DEST"

@@ -349,9 +349,12 @@ class Upstream:
         self._first_token_s, self._idle_s, self._stream_s = config.stream_deadlines
         self._max_line = config.upstream_max_line_bytes
         self._max_body = config.upstream_max_body_bytes
-        # httpx's own read timeout on a stream is only a backstop behind the watchdog (it never
-        # fires first: each watchdog deadline is at most this long after any read starts).
-        self._stream_timeout = httpx.Timeout(max(self._first_token_s, self._idle_s), connect=config.connect_timeout_s)
+        # A stream's reads carry no httpx timeout: the watchdog (``UpstreamStream.reads``) holds
+        # its deadlines, and the head and the request's write run under ``asyncio.timeout_at``
+        # (``_open``). With a timeout, httpcore arms and cancels an anyio deadline (a cancel
+        # scope and a loop timer) around every read of every token: ~15 % of the gateway's CPU
+        # at 64 streams (reports/benchmarks/gateway-overhead.md).
+        self._stream_timeout = httpx.Timeout(None, connect=config.connect_timeout_s)
         # Several clients, each with a pool of its own, taken in turn (``UPSTREAM_POOL_SHARDS``).
         self.clients = [httpx.AsyncClient(
             base_url=config.upstream_url.rstrip("/"),
