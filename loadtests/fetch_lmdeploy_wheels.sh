@@ -62,7 +62,9 @@ PYEOF
 # respcheck itself runs there too (from the carried tree): its own needs, resolved from pyproject
 "$PIP" download -q "${PLATFORM[@]}" -d "$DEST/respcheck" .
 # Not needed there, and they push the carry past 64 MiB: uvloop is on that machine already;
-# watchfiles and httptools are uvicorn extras; hypothesis (+ sortedcontainers) serves only
+# watchfiles is a uvicorn extra; hypothesis (+ sortedcontainers) serves only
 # `respcheck fuzz`, imported lazily.
-rm -f "$DEST"/respcheck/{uvloop,watchfiles,httptools,hypothesis,sortedcontainers}-*.whl
+# httptools stays: reference_gateway.http_protocol imports it (the 2026-12-05 run without it
+# got lmdeploy ready, then respcheck stopped at that import).
+rm -f "$DEST"/respcheck/{uvloop,watchfiles,hypothesis,sortedcontainers}-*.whl
 du -sh "$DEST/lmdeploy-slim" "$DEST/lmdeploy-deps" "$DEST/respcheck"

@@ -4,7 +4,9 @@
 #   2. loadtests/lmdeploy_gpu.sh    -> $OUT/lmdeploy/ (LMDeploy's PyTorch engine, judged), run at
 #      the same time on the tiny random-weight Llama of harness/targets/model_dir.py (weights
 #      drawn here: the tool model is not trained yet when LMDeploy starts)
-# Run from the repo root with the wheels of loadtests/fetch_lmdeploy_wheels.sh carried.
+# Run from the repo root with the wheels of loadtests/fetch_lmdeploy_wheels.sh carried. Since the
+# tool model's weights are committed (14 MB) the tree and all three wheel sets exceed one call's
+# 64 MiB: run lmdeploy_gpu.sh in its two stages instead (reports/lmdeploy-gpu.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-session-out}
@@ -37,3 +39,7 @@ wait "$TOOL_PID"
 echo "tool model exit $?"
 tail -30 "$OUT/tool/session.log"
 tail -15 "$OUT/lmdeploy/run.log"
+# One archive: what comes back from the lent machine is capped in number of files (a model
+# directory and a report folder are over it; 2026-12-05 the tokenizer files were left behind).
+tar czf /tmp/gpu-session.tgz -C "$OUT" tool lmdeploy && rm -rf "$OUT/tool" "$OUT/lmdeploy" \
+    && mv /tmp/gpu-session.tgz "$OUT/gpu-session.tgz" && ls -la "$OUT"

@@ -4,7 +4,9 @@
 #
 # Before: bash loadtests/fetch_lmdeploy_wheels.sh on the CPU machine, and carry
 #   loadtests/wheels/lmdeploy-slim, loadtests/wheels/lmdeploy-deps, loadtests/wheels/respcheck
-# (about 58 MB in all; the lmdeploy wheel without TurboMind, see that script).
+# (the lmdeploy wheel without TurboMind, see that script). With the tool model's weights in the
+# tree they no longer fit one call: carry respcheck/ with STAGE=install first, then the lmdeploy
+# sets (reports/lmdeploy-gpu.md, "How it ran").
 # What it does: installs lmdeploy + its missing needs into one folder and respcheck's needs into
 # another (they pin different openai releases), starts
 #   lmdeploy serve api_server harness/targets/tool_model/weights --backend pytorch
@@ -39,18 +41,31 @@ trap cleanup EXIT
 (nvidia-smi -L || true)
 $PY -c 'import sys, torch, transformers; print("python", sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
 $PY -c 'import triton; print("triton", triton.__version__)' || echo "no triton"
-for set in lmdeploy-slim lmdeploy-deps respcheck; do
-    ls loadtests/wheels/$set/*.whl >/dev/null 2>&1 || { echo "loadtests/wheels/$set is empty: run bash loadtests/fetch_lmdeploy_wheels.sh first"; exit 2; }
-done
-timeout 180 $PY -m pip install -q --no-index --no-deps --disable-pip-version-check --target "$WORK/lmd" \
-    loadtests/wheels/lmdeploy-slim/*.whl loadtests/wheels/lmdeploy-deps/*.whl || { log "pip install (lmdeploy) failed"; exit 1; }
-timeout 180 $PY -m pip install -q --no-index --no-deps --disable-pip-version-check --target "$WORK/rc" \
-    loadtests/wheels/respcheck/*.whl || { log "pip install (respcheck needs) failed"; exit 1; }
+# Each wheel set installs into $SITES/<set> (kept on the machine while it stays warm): with the
+# tool model's weights in the tree, the three sets no longer fit one call's 64 MiB, so
+# `STAGE=install` carries respcheck's set alone and installs it, and the next call carries the
+# lmdeploy sets and runs (a set already installed and not carried is reused).
+SITES=${SITES:-/tmp/lmdeploy-sites}
+install_set() {   # install_set NAME DEST WHEEL_DIRS...
+    local name=$1 dest=$2; shift 2
+    if ls "$1"/*.whl >/dev/null 2>&1; then
+        rm -rf "$dest"
+        timeout 180 $PY -m pip install -q --no-index --no-deps --disable-pip-version-check --target "$dest" \
+            $(for d in "$@"; do echo "$d"/*.whl; done) || { log "pip install ($name) failed"; exit 1; }
+        touch "$dest/.installed"
+    elif [ ! -f "$dest/.installed" ]; then
+        echo "loadtests/wheels/$(basename "$1") is empty and $dest holds no earlier install: run bash loadtests/fetch_lmdeploy_wheels.sh first and carry it"
+        exit 2
+    fi
+}
+install_set respcheck "$SITES/rc" loadtests/wheels/respcheck
+[ "${STAGE:-}" = install ] && { log "respcheck's wheels installed in $SITES/rc"; exit 0; }
+install_set lmdeploy "$SITES/lmd" loadtests/wheels/lmdeploy-slim loadtests/wheels/lmdeploy-deps
 log "wheels installed"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-PYTHONPATH="$WORK/lmd" $PY -c 'import lmdeploy; print("lmdeploy", lmdeploy.__version__)' || { log "import lmdeploy failed"; exit 1; }
+PYTHONPATH="$SITES/lmd" $PY -c 'import lmdeploy; print("lmdeploy", lmdeploy.__version__)' || { log "import lmdeploy failed"; exit 1; }
 
-setsid env PYTHONPATH="$WORK/lmd" $PY -m lmdeploy serve api_server "$MODEL_DIR" --backend pytorch \
+setsid env PYTHONPATH="$SITES/lmd" $PY -m lmdeploy serve api_server "$MODEL_DIR" --backend pytorch \
     --model-name tiny --tool-call-parser qwen --server-name 127.0.0.1 --server-port "$PORT" \
     --cache-max-entry-count 0.05 --session-len 4096 ${LMDEPLOY_ARGS:-} > "$OUT/lmdeploy.log" 2>&1 &
 SERVER_PID=$!
@@ -82,6 +97,6 @@ for body in ({"model": "tiny", "input": "Say hello.", "max_output_tokens": 32},
     except urllib.error.HTTPError as e:
         print(e.code, e.read().decode()[:1500])
 PYEOF
-PYTHONPATH="$REPO:$WORK/rc" timeout ${JUDGE_S:-300} $PY -c 'import sys; from harness.faces.cli import main; sys.exit(main())' \
+PYTHONPATH="$REPO:$SITES/rc" timeout ${JUDGE_S:-300} $PY -c 'import sys; from harness.faces.cli import main; sys.exit(main())' \
     run --target lmdeploy --keep-going --deadline 30 --report-dir "$OUT/report"
 log "respcheck exit status $?"

@@ -143,3 +143,29 @@ def test_tools_in_scenarios_are_in_the_training_pool():
     for name in ("get_weather", "get_time", "add"):
         assert name in TOOL_BY_NAME
     assert isinstance(Example("call", [], None, ""), Example)
+
+
+def test_training_values_are_partly_made_up_and_copied_from_the_request():
+    """A share of the training split's slot values is invented (conversations.SYNTHETIC_SHARE),
+    so the model must copy them from the request: each invented value is in the user's words.
+    The eval split invents none (it measures copying of real held-out names)."""
+    pools = set(conversations.CITIES + conversations.TIMEZONES + conversations.TOPICS
+                + conversations.SYMBOLS + conversations.COUNTRIES + conversations.WORDS
+                + conversations.LANGUAGES + conversations.PHRASES + conversations.CURRENCIES
+                + ["celsius", "fahrenheit"]
+                + [f"{n}@example.com" for n in conversations.NAMES])
+
+    def made_up(split):
+        out = []
+        for e in generate(1500, 0, split):
+            for c in e.calls or []:
+                for v in c["arguments"].values():
+                    if isinstance(v, str) and v not in pools:
+                        out.append((v, e.messages[-1]["content"]))
+        return out
+
+    train = made_up("train")
+    assert len(train) > 200
+    assert all(v in request for v, request in train)
+    held = {v for vs in HELD_OUT.values() for v in vs}
+    assert not [v for v, _ in made_up("eval") if v not in held]

@@ -73,6 +73,38 @@ HELD_OUT = {
     "word": ["pineapple", "zebra", "marble"],
 }
 
+# A share of the training values is made up (pseudo-words, random tickers), so the pools cannot
+# be memorized: the model has to copy the value the user wrote. Without it a 6.8 M-parameter model
+# trained to loss 0.02 answered "What is the population of Ghana?" with {"country": "Poland"}
+# (26 of 75 held-out calls right; reports/tool-model.md).
+SYNTHETIC_SHARE = 0.4
+SYNTHETIC_SLOTS = ("city", "place", "topic", "symbol", "country", "word", "email")
+_ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
+           "br", "tr", "st", "ch", "sh", "kl", "gr", "pl"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
+
+
+def _pseudo_word(rng: random.Random, syllables: tuple[int, int] = (2, 3)) -> str:
+    n = rng.randint(*syllables)
+    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n))
+    return word + rng.choice(["", "", "n", "r", "s", "l"])
+
+
+def _synthetic(slot: str, rng: random.Random) -> str:
+    if slot == "symbol":
+        return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(rng.randint(2, 5)))
+    if slot == "topic":
+        return " ".join(_pseudo_word(rng, (1, 3)) for _ in range(rng.randint(1, 2)))
+    if slot == "word":
+        return _pseudo_word(rng)
+    if slot == "email":
+        return f"{_pseudo_word(rng, (1, 2))}@example.com"
+    if slot == "place" and rng.random() < 0.3:
+        return rng.choice(["Europe", "Asia", "America", "Africa"]) + "/" + _pseudo_word(rng).capitalize()
+    name = _pseudo_word(rng).capitalize()
+    return name + " " + _pseudo_word(rng).capitalize() if rng.random() < 0.15 else name
+
+
 # --- tools --------------------------------------------------------------------------------------
 
 
@@ -238,7 +270,9 @@ class _Values:
         if slot in self.cache:
             return self.cache[slot]
         r = self.rng
-        if slot == "city":
+        if not self.held_out and slot in SYNTHETIC_SLOTS and r.random() < SYNTHETIC_SHARE:
+            v = _synthetic(slot, r)
+        elif slot == "city":
             v = r.choice(self.pool("city", CITIES))
         elif slot == "place":
             v = r.choice(self.pool("city", CITIES) + self.pool("timezone", TIMEZONES))

@@ -62,7 +62,10 @@ def side_files(tok, model_config: dict) -> dict[str, bytes]:
         "chat_template": CHAT_TEMPLATE,
     }
     generation = {"bos_token_id": ids[BOS], "eos_token_id": [ids[IM_END], ids[EOS_TEXT]],
-                  "pad_token_id": ids[EOS_TEXT], "do_sample": False}
+                  "pad_token_id": ids[EOS_TEXT], "do_sample": False,
+                  # greedy in vLLM too: it takes temperature (not do_sample) from this file, and
+                  # a sampled tool model would make the baselines flaky
+                  "temperature": 0.0}
 
     def dump(obj) -> bytes:
         return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
