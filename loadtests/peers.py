@@ -63,6 +63,7 @@ class Peer:
         if name not in PEERS:
             raise PeerMissing(f"unknown peer {name!r} (one of {', '.join(PEERS)})")
         self.name = name
+        out = out.resolve()   # the peer runs in `out`: a relative --out would be looked up twice
         port = _free_port()
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self.log = out / f"peer-{name}.log"
