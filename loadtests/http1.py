@@ -45,13 +45,15 @@ class _Response:
     """llhttp's callbacks for one response: its header fields, body pieces since the last read,
     and whether its head / the whole message are complete."""
 
-    __slots__ = ("complete", "content_type", "framed", "head_done", "pieces")
+    __slots__ = ("complete", "content_type", "framed", "head_done", "keep_alive", "parser", "pieces")
 
     def __init__(self) -> None:
         self.content_type: str | None = None
         self.framed = False  # Content-Length or Transfer-Encoding: the body does not end at EOF
         self.head_done = False
         self.complete = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
         self.pieces: list[bytes] = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -69,6 +71,8 @@ class _Response:
 
     def on_message_complete(self) -> None:
         self.complete = True
+        # asked now: once feed_data returns, llhttp has reset and says False for every message
+        self.keep_alive = self.parser.should_keep_alive()
 
 
 class Connection:
@@ -128,7 +132,7 @@ class Connection:
             head += f"Authorization: Bearer {self.api_key}\r\n"
         wire = (head + "\r\n").encode("latin-1") + body
         response = _Response()
-        parser = httptools.HttpResponseParser(response)
+        parser = response.parser = httptools.HttpResponseParser(response)
         t_send = time.perf_counter()
         obs = make_observer(t_send, time.time())
         deadline = t_send + deadline_s
@@ -186,7 +190,7 @@ class Connection:
         except OSError as exc:
             error = f"transport: {exc.__class__.__name__}"
         t_end = time.perf_counter()
-        if error is None and response.complete and response.framed and parser.should_keep_alive():
+        if error is None and response.complete and response.framed and response.keep_alive:
             self._reusable = True
         else:
             self.close()

@@ -130,6 +130,9 @@ class Telemetry:
     def instrument_upstreams(self, upstreams: Iterable[Any]) -> None:
         """Spans around the upstream clients' calls (no-op without tracing)."""
         if self.tracing is not None:
+            upstreams = list(upstreams)
+            for upstream in upstreams:
+                upstream.wire = None  # streamed calls through httpx too, so that they have spans
             self.tracing.instrument(client for upstream in upstreams for client in upstream.clients)
 
     def websocket_turn(self, status: int) -> None:

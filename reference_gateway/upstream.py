@@ -1,4 +1,6 @@
-"""The chat-completions upstream, reached with one reused ``httpx.AsyncClient``.
+"""The chat-completions upstream: non-streamed calls through httpx (``Upstream.clients``),
+streamed calls to a plain-http upstream on the wire (upstream_wire.py: an asyncio protocol and
+llhttp, no httpx per token; issue 20), others through httpx as well.
 
 Failures become ``APIError``: a 4xx from the upstream keeps its status and OpenAI envelope (it
 is the client's mistake, e.g. an unknown model, or its rate limit, a 429), with the headers that
@@ -66,6 +68,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -76,6 +79,7 @@ from reference_gateway.config import GatewayConfig
 from reference_gateway.errors import APIError
 from reference_gateway.observe import upstream_failed
 from reference_gateway.translate import drop_oldest
+from reference_gateway.upstream_wire import WirePool, WireResponse
 
 # How chat servers say that the prompt does not fit: vLLM ("This model's maximum context length
 # is N tokens. However, your prompt contains M input tokens ..."; older: "However, you requested
@@ -123,6 +127,15 @@ async def _read(response: httpx.Response, cap: int) -> bytes:
             raise _bad_gateway(f"the answer exceeds {cap} bytes")
         parts.append(part)
     return b"".join(parts)
+
+
+def _json_bytes(body: dict) -> bytes:
+    """The request body as httpx's ``json=`` would send it (orjson; the standard library for
+    what orjson refuses, an integer past 64 bits)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
 
 
 def backoff_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -223,9 +236,10 @@ class _Watchdog:
 
 
 class UpstreamStream:
-    """An open streamed chat completion whose status was a success."""
+    """An open streamed chat completion whose status was a success (its response an
+    ``httpx.Response`` or, on the wire, a ``upstream_wire.WireResponse``)."""
 
-    def __init__(self, response: httpx.Response, *, started: float, first_token_s: float, idle_s: float,
+    def __init__(self, response: httpx.Response | WireResponse, *, started: float, first_token_s: float, idle_s: float,
                  total_s: float, max_line: int) -> None:
         self.response = response
         self._started = started
@@ -367,6 +381,11 @@ class Upstream:
                                 max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS // UPSTREAM_POOL_SHARDS),
         ) for _ in range(UPSTREAM_POOL_SHARDS)]
         self._turns = itertools.cycle(self.clients)
+        # Streamed calls to a plain-http upstream go on the wire (upstream_wire.py), not through
+        # httpx; observe.py sets this to None when tracing instruments the httpx clients.
+        self.wire: WirePool | None = WirePool(
+            config.upstream_url, headers, connect_timeout_s=config.connect_timeout_s,
+            max_connections=UPSTREAM_MAX_CONNECTIONS) if WirePool.serves(config.upstream_url) else None
 
     def _next_client(self) -> httpx.AsyncClient:
         """The client of the next request: the shards in turn."""
@@ -442,11 +461,16 @@ class Upstream:
         The first-token deadline (and the whole-stream one) already runs here: a server that
         holds back its headers gets a 504 envelope, not a stream."""
         started = asyncio.get_running_loop().time()
-        client = self._next_client()
-        request = client.build_request("POST", path, json=body, timeout=self._stream_timeout)
+        wire = self.wire
+        if wire is None:
+            client = self._next_client()
+            request = client.build_request("POST", path, json=body, timeout=self._stream_timeout)
         try:
             async with asyncio.timeout_at(started + min(self._first_token_s, self._stream_s)):
-                response = await client.send(request, stream=True)
+                if wire is not None:
+                    response = await wire.post(path, _json_bytes(body))
+                else:
+                    response = await client.send(request, stream=True)
                 try:
                     await _raise_for_status(response, self._max_body)
                 except BaseException:
@@ -480,5 +504,7 @@ class Upstream:
         return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
     async def aclose(self) -> None:
+        if self.wire is not None:
+            self.wire.close()
         for client in self.clients:
             await client.aclose()
