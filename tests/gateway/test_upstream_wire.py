@@ -11,6 +11,7 @@ while the reader lags; which upstreams it serves (plain http, no proxy).
 from __future__ import annotations
 
 import asyncio
+from typing import Self
 
 import pytest
 
@@ -54,7 +55,7 @@ class Server:
         self.requests: list[bytes] = []
         self.connections = 0
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1"
         return self
@@ -133,12 +134,12 @@ def test_a_whole_answer_its_request_and_the_connection_kept():
 
 def test_a_head_over_the_cap_is_a_502():
     big = b"HTTP/1.1 200 OK\r\n" + b"x-filler: " + b"y" * MAX_HEAD_BYTES + b"\r\n\r\n"
-    (chunks, error), = _run(_answer(big))[0]
+    (_chunks, error), = _run(_answer(big))[0]
     assert error.status == 502 and f"head exceeds {MAX_HEAD_BYTES} bytes" in error.message
 
 
 def test_bytes_that_are_not_http_are_a_502():
-    (chunks, error), = _run(_answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "close"))[0]
+    (_chunks, error), = _run(_answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "close"))[0]
     assert error.status == 502 and "not HTTP/1.1" in error.message
 
 
@@ -151,7 +152,7 @@ def test_a_chunked_body_cut_short_is_a_502_after_what_came():
 
 def test_a_body_that_ends_with_the_connection_is_whole_and_not_reused():
     unframed = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n" + _sse(b'{"a": 1}', b"[DONE]")
-    (result,), server, idle = _run(_answer(unframed, "close"))
+    (result,), _server, idle = _run(_answer(unframed, "close"))
     assert result == ([{"a": 1}], None) and idle == 0
 
 
