@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if not upstream:
             p.error("gateway needs --upstream")
         app = create_app(GatewayConfig(upstream_url=upstream, **json.loads(args.config)))
+    from reference_gateway.process import tune_gc
+
+    tune_gc()  # as python -m reference_gateway does (the mock too: a cheaper upstream)
     sock = _bind(args.host, args.port, reuse_port=args.reuse_port)
     port = sock.getsockname()[1]
     # As ``python -m reference_gateway`` serves (uvicorn.run): the gateway's own HTTP protocol

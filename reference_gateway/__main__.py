@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from reference_gateway.http_protocol import UVICORN_OPTIONS
     from reference_gateway.launch import start_mock_upstream
+    from reference_gateway.process import tune_gc
 
     routes = None
     if args.routes:
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(config)  # opens the store (a file that is not SQLite, Postgres down), the sandbox
         except (StoreError, SandboxError) as exc:
             p.exit(2, f"{p.prog}: {exc}\n")
+        tune_gc()
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", **UVICORN_OPTIONS,
                     **logs.uvicorn_options(args.log_format))
     finally:

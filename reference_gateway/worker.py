@@ -66,6 +66,7 @@ from pathlib import Path
 from reference_gateway import logs
 from reference_gateway.app import create_app
 from reference_gateway.config import GatewayConfig
+from reference_gateway.process import tune_gc
 from reference_gateway.sandbox.contract import SandboxError
 from reference_gateway.store import open_store
 from reference_gateway.store_contract import StoreError
@@ -192,6 +193,7 @@ def create_worker_app():
         if log_format:  # a spawned process starts with no logging set up: as the parent's
             logs.configure(log_format)
         app = create_app(payload["config"])
+        tune_gc()
     except (WorkersError, StoreError, SandboxError, OSError) as exc:
         print(f"reference gateway worker {os.getpid()}: cannot start: {exc}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE)
