@@ -5,9 +5,9 @@ httpcore's connection and h11's pure-Python parser, on anyio's socket stream: ab
 gateway's CPU at 256 streams (reports/benchmarks/gateway-overhead.md). Here a token's bytes go
 from the loop's ``data_received`` through llhttp (``httptools``, C; it undoes chunked
 transfer-encoding, nothing more) into a list the reader takes whole. Non-streamed calls, https
-upstreams, upstreams reached through a proxy (``HTTP_PROXY`` and friends, as httpx would honour
-them) and traced gateways (tracing.py instruments the httpx clients) keep httpx:
-``WirePool.serves`` decides, once, at start.
+upstreams, a URL with credentials or a query, upstreams reached through a proxy (``HTTP_PROXY``
+and friends, as httpx would honour them) and traced gateways (tracing.py instruments the httpx
+clients) keep httpx: ``WirePool.serves`` decides, once, at start.
 
 What it keeps of httpx's behaviour, so that upstream.py maps failures exactly as before: it
 raises httpx's own exception types (``ConnectError`` naming the URL, ``ConnectTimeout``,
@@ -241,10 +241,11 @@ class WirePool:
 
     @staticmethod
     def serves(base_url: str) -> bool:
-        """A plain-http upstream reached directly: no TLS, no proxy (as httpx reads the
-        environment: ``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``)."""
+        """A plain-http upstream reached directly: no TLS, no credentials in the URL (httpx
+        sends them as basic auth), no proxy (as httpx reads the environment:
+        ``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``)."""
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
+        if parts.scheme != "http" or not parts.hostname or parts.username is not None or parts.query:
             return False
         proxies = urllib.request.getproxies()
         if not (proxies.get("http") or proxies.get("all")):

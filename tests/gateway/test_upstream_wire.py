@@ -231,6 +231,8 @@ def test_reading_pauses_while_the_reader_lags():
     ("http://gpu-box:8000/v1", {"HTTP_PROXY": "http://proxy:3128"}, False),
     ("http://gpu-box:8000/v1", {"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "gpu-box"}, True),
     ("http://gpu-box:8000/v1", {"ALL_PROXY": "http://proxy:3128"}, False),
+    ("http://user:secret@gpu-box:8000/v1", {}, False),
+    ("http://[::1]:8000/v1", {}, True),
 ])
 def test_which_upstreams_go_on_the_wire(monkeypatch, url, env, serves):
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
