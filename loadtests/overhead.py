@@ -3,6 +3,9 @@
 What the reference gateway adds on top of its upstream. The paced mock upstream (model
 ``mock-paced``: first token after 50 ms, then one every 10 ms, exactly ``max_tokens`` tokens)
 and the gateway run as two server processes of their own; this process is the load generator.
+The mock is the lean one by default (loadtests/paced_upstream.py: the embedded mock's chunks for
+a few µs of CPU each, where the embedded Starlette app takes ~30 µs of the same 2 cores the
+gateway is measured on); ``--mock app`` runs the embedded one, as runs before 2026-12-06 did.
 The same closed-loop load (N users, each one streamed request after another) is run directly
 against the upstream's ``/v1/chat/completions`` and through the gateway's ``/v1/responses``,
 *interleaved*: short rounds alternate direct / gateway (ABBA order across rounds) so that drift
@@ -57,6 +60,15 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _upstream_words(a: dict) -> str:
+    if a.get("upstream"):
+        return a["upstream"]
+    which = "the embedded app" if a.get("mock") == "app" else "lean: loadtests/paced_upstream.py"
+    if "mock" not in a:  # results written before --mock existed: the embedded app
+        which = "the embedded app"
+    return f"the paced mock ({a['model']}; {which})"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--levels", type=_ints, default=[1, 64, 256], help="concurrent streams (default 1,64,256)")
@@ -67,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-tokens", type=int, default=32)
     p.add_argument("--model", default="mock-paced", help="mock model (default mock-paced: 50 ms TTFT, 10 ms ITL)")
     p.add_argument("--upstream", help="an already running chat-completions upstream instead of the paced mock")
+    p.add_argument("--mock", choices=("lean", "app"), default="lean",
+                   help="the paced mock: lean (loadtests/paced_upstream.py, a few µs of CPU per token; default) "
+                   "or app (the embedded mock, a Starlette app: ~30 µs per token, sharing the machine's cores)")
     p.add_argument("--workers", type=int, default=0, help="load-generator worker processes (default 0)")
     p.add_argument("--mock-workers", type=int, default=1,
                    help="paced mock processes sharing one port (SO_REUSEPORT; default 1): one mock process "
@@ -116,10 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.upstream:
         upstream_url = args.upstream
     else:
-        mock = servers.spawn("mock", log=out / "mock.log", reuse_port=args.mock_workers > 1)
+        kind = "paced" if args.mock == "lean" else "mock"
+        if kind == "paced" and not args.model.startswith("mock-paced"):
+            raise SystemExit(f"python -m loadtests.overhead: --mock lean serves mock-paced[:TTFT_MS:ITL_MS] "
+                             f"only, not {args.model!r}: pass --mock app")
+        mock = servers.spawn(kind, log=out / "mock.log", reuse_port=args.mock_workers > 1)
         upstream_url = mock.base_url
         port = int(upstream_url.rsplit(":", 1)[1].split("/")[0])
-        mocks = [servers.spawn("mock", log=out / f"mock-{i}.log", port=port, reuse_port=True)
+        mocks = [servers.spawn(kind, log=out / f"mock-{i}.log", port=port, reuse_port=True)
                  for i in range(1, args.mock_workers)]
     gateways: dict[str, Any] = {}  # path name -> a running gateway or peer (base_url, pid, close())
     trees: list[Path] = []  # --compare-rev checkouts
@@ -398,7 +417,7 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
         + (f"; measured {doc['measured_at']}." if doc.get("measured_at") else ""),
         "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, Python {m.get('python')}, {m.get('platform')}. "
-        f"Upstream: {a.get('label') or ('the paced mock (' + a['model'] + ')' if not a.get('upstream') else a['upstream'])}"
+        f"Upstream: {a.get('label') or _upstream_words(a)}"
         f"; upstream, gateway and load generator are separate processes on this one machine.",
         "",
         f"Workload: closed loop, streamed, ~{a['input_tokens']} input words, {a['output_tokens']} output tokens; "

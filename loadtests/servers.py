@@ -7,6 +7,8 @@ once it accepts connections, and serves until SIGTERM/SIGINT. ``spawn()`` is the
 
 - ``mock``: the embedded deterministic chat-completions upstream (``mock-paced`` for fixed
   pacing);
+- ``paced``: ``mock-paced`` alone, lean (loadtests/paced_upstream.py: the overhead benchmark's
+  upstream);
 - ``gateway``: the reference gateway in front of ``--upstream``;
 - ``embedded``: both in one process (the mock in a thread), ``respcheck load``'s default target;
 - ``relay``: a byte-for-byte TCP proxy in front of ``--upstream`` (loadtests/relay.py: the floor
@@ -113,7 +115,7 @@ def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.servers")
-    p.add_argument("kind", choices=("mock", "gateway", "embedded", "relay"))
+    p.add_argument("kind", choices=("mock", "paced", "gateway", "embedded", "relay"))
     p.add_argument("--upstream", help="chat-completions base URL (gateway)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -127,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.upstream:
             p.error("relay needs --upstream")
         return relay.main(["--upstream", args.upstream, "--host", args.host, "--port", str(args.port)])
+    if args.kind == "paced":
+        from loadtests import paced_upstream
+
+        return paced_upstream.run(_bind(args.host, args.port, reuse_port=args.reuse_port))
     import uvicorn
 
     from reference_gateway.config import GatewayConfig
