@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -390,11 +391,29 @@ def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict
                           if g[f"{m}_ms"][p] is not None and d[f"{m}_ms"][p] is not None else None
                           for m in ("ttft", "itl") for p in ("p50", "p99")},
                 "throughput_ratio": g["output_tok_s"] / d["output_tok_s"] if d["output_tok_s"] else None,
+                # round by round (round r of the gateway over round r of direct, run next to each
+                # other in the interleaved order): the spread a noisy upstream leaves in the mean
+                "throughput_ratio_rounds": _round_ratios(row, path),
             }
         row["added"] = row["vs_direct"][gateway_paths[0]]["added"]
         row["throughput_ratio"] = row["vs_direct"][gateway_paths[0]]["throughput_ratio"]
         levels.append(row)
     return levels
+
+
+def _round_ratios(row: dict, path: str) -> list:
+    """Round r of ``path`` over round r of direct (an older results.json has the rounds' tok/s)."""
+    g = (row.get(path) or {}).get("output_tok_s_rounds") or []
+    d = (row.get("direct") or {}).get("output_tok_s_rounds") or []
+    return [gr / dr if dr else None for gr, dr in zip(g, d, strict=False)]
+
+
+def _spread(ratios: list | None) -> str:
+    """min / median / max of the per-round ratios ("-" for a results.json without them)."""
+    values = sorted(r for r in ratios or [] if r is not None)
+    if not values:
+        return "-"
+    return f"{values[0]:.3f} / {statistics.median(values):.3f} / {values[-1]:.3f} ({len(values)} rounds)"
 
 
 def fmt(v, nd=2) -> str:
@@ -437,8 +456,8 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
                          f"{fmt(d['e2el_ms']['p50'])} | {fmt(d['output_tok_s'], 0)} |")
     several = len(paths) > 1
     lines += ["", "| streams |" + (" path |" if several else "") + " added TTFT p50 | added TTFT p99 | added ITL p50 | "
-              "added ITL p99 | throughput ratio (gateway/direct) |",
-              "|---:|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|"]
+              "added ITL p99 | throughput ratio (gateway/direct) | per round: min / median / max |",
+              "|---:|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---|"]
     for row in doc["levels"]:
         for path in paths:
             vs = (row.get("vs_direct", {}).get(path)
@@ -446,7 +465,7 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
             ad = vs["added"]
             lines.append(f"| {row['level']} |" + (f" {path} |" if several else "") + f" {fmt(ad['ttft_p50'])} | "
                          f"{fmt(ad['ttft_p99'])} | {fmt(ad['itl_p50'])} | {fmt(ad['itl_p99'])} | "
-                         f"{fmt(vs['throughput_ratio'], 3)} |")
+                         f"{fmt(vs['throughput_ratio'], 3)} | {_spread(_round_ratios(row, path))} |")
     lines += ["", GOALS, ""]
     lines += render_cpu(doc)
     for name, summary in (doc.get("profiles") or {}).items():
