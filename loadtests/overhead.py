@@ -4,7 +4,7 @@ What the reference gateway adds on top of its upstream. The paced mock upstream 
 ``mock-paced``: first token after 50 ms, then one every 10 ms, exactly ``max_tokens`` tokens)
 and the gateway run as two server processes of their own; this process is the load generator.
 The mock is the lean one by default (loadtests/paced_upstream.py: the embedded mock's chunks for
-a few µs of CPU each, where the embedded Starlette app takes ~30 µs of the same 2 cores the
+12-15 µs of CPU each, where the embedded Starlette app takes 28-31 µs of the same 2 cores the
 gateway is measured on); ``--mock app`` runs the embedded one, as runs before 2026-12-06 did.
 The same closed-loop load (N users, each one streamed request after another) is run directly
 against the upstream's ``/v1/chat/completions`` and through the gateway's ``/v1/responses``,
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="mock-paced", help="mock model (default mock-paced: 50 ms TTFT, 10 ms ITL)")
     p.add_argument("--upstream", help="an already running chat-completions upstream instead of the paced mock")
     p.add_argument("--mock", choices=("lean", "app"), default="lean",
-                   help="the paced mock: lean (loadtests/paced_upstream.py, a few µs of CPU per token; default) "
-                   "or app (the embedded mock, a Starlette app: ~30 µs per token, sharing the machine's cores)")
+                   help="the paced mock: lean (loadtests/paced_upstream.py, 12-15 µs of CPU per token at 256 streams; "
+                   "default) or app (the embedded mock, a Starlette app: 28-31 µs per token)")
     p.add_argument("--workers", type=int, default=0, help="load-generator worker processes (default 0)")
     p.add_argument("--mock-workers", type=int, default=1,
                    help="paced mock processes sharing one port (SO_REUSEPORT; default 1): one mock process "
