@@ -4,11 +4,13 @@ free port, in its own process group, its output in ``REPORT_DIR/<name>.log``
 (harness/targets/spawn.py), and is stopped at the end of the run.
 
     transformers-serve      `transformers serve` (scripts/install-transformers-serve.sh,
-                            .venv-transformers) on the tiny model with weights on disk
-                            (model_weights.py); the model is named per request by its directory
+                            .venv-transformers) on the tool-following model when its weights
+                            are committed (tool_model/weights), else on the tiny model with
+                            random weights on disk (model_weights.py); the model is named per
+                            request by its directory
     llama.cpp               `llama-server --jinja` (scripts/install-llama-cpp.sh: the binary in
                             the cache, gguf-py in .venv-llama-cpp) on a GGUF written from those
-                            same weights (gguf_export.py), cached next to them
+                            same weights (gguf_export.py), cached in the cache's gguf/
     litellm                 the LiteLLM proxy (scripts/install-litellm.sh, .venv-litellm): its
                             /v1/responses in front of the embedded mock upstream's chat completions
     open-responses-server   open-responses-server (scripts/install-open-responses-server.sh,
@@ -36,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.targets import vllm_model
 from harness.targets.model_dir import cache_root, ensure_model_dir
 from harness.targets.model_weights import ensure_weights_dir
 from harness.targets.pool import ServerPool, Upstream
@@ -108,16 +111,23 @@ def is_installed(name: str) -> bool:
 
 
 def _weights() -> Path:
+    """What transformers serve and llama.cpp serve: the tool-following model when its weights
+    are in the checkout (vLLM's default too, vllm_model.default), so that their tool scenarios
+    judge the server; else the tiny Llama with deterministic random weights (model_weights.py)."""
+    if vllm_model.default() == vllm_model.TOOL:
+        return vllm_model.WEIGHTS_DIR
     return ensure_weights_dir(ensure_model_dir())
 
 
 def ensure_gguf(weights_dir: Path) -> Path:
-    """The GGUF of ``weights_dir`` (cached beside it; rewritten when the weights, the tokenizer
-    or gguf_export.py change: their hash is the ``.stamp`` file)."""
+    """The GGUF of ``weights_dir`` (cached in the cache's ``gguf/``; rewritten when the weights,
+    the tokenizer or gguf_export.py change: their hash is the ``.stamp`` file)."""
     digest = hashlib.sha256(GGUF_EXPORT.read_bytes())
     for f in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"):
         digest.update(f.encode() + b"\0" + (weights_dir / f).read_bytes())
-    out = weights_dir.parent / f"{weights_dir.name.removesuffix('-weights')}.gguf"
+    # in the cache, never beside the weights: the tool model's are in the checkout
+    out = cache_root() / "gguf" / f"{weights_dir.parent.name}-{weights_dir.name.removesuffix('-weights')}.gguf"
+    out.parent.mkdir(parents=True, exist_ok=True)
     stamp = out.with_name(out.name + ".stamp")
     if out.is_file() and stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
         return out
@@ -147,7 +157,10 @@ def _launch(name: str, port: int, upstream: Upstream | None) -> Launch:
         return Launch(
             [str(llama_server_binary()), "-m", str(gguf), "--host", "127.0.0.1",
              "--port", str(port), "--jinja", "--alias", LLAMA_SERVED_MODEL,
-             "-c", str(LLAMA_CONTEXT), "--threads", "2", "--no-webui"],
+             "-c", str(LLAMA_CONTEXT), "--threads", "2", "--no-webui",
+             # greedy unless a request says otherwise, as vLLM and transformers serve read the
+             # model's generation_config.json (llama-server does not: its default is 0.8)
+             "--temp", "0"],
             "/health", LLAMA_SERVED_MODEL)
     assert upstream is not None
     if name == "litellm":

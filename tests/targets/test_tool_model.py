@@ -169,3 +169,24 @@ def test_training_values_are_partly_made_up_and_copied_from_the_request():
     assert all(v in request for v, request in train)
     held = {v for vs in HELD_OUT.values() for v in vs}
     assert not [v for v, _ in made_up("eval") if v not in held]
+
+
+def test_the_committed_tokenizer_declares_how_its_answers_are_read():
+    """transformers serve parses tool calls only through a tokenizer's response_template: the
+    committed one is tokenizer.py's, and its patterns find the chat format's markers."""
+    import json
+    import re
+
+    from harness.targets.model_dir import EOS_TEXT, IM_END, IM_START
+    from harness.targets.tool_model.tokenizer import RESPONSE_TEMPLATE
+    from harness.targets.vllm_model import WEIGHTS_DIR
+
+    committed = json.loads((WEIGHTS_DIR / "tokenizer_config.json").read_text())
+    assert committed["response_template"] == RESPONSE_TEMPLATE
+    fields = RESPONSE_TEMPLATE["fields"]
+    assert RESPONSE_TEMPLATE["start_anchor"] == f"{IM_START}assistant\n"
+    assert re.fullmatch(fields["tool_calls"]["open_pattern"], "\n<tool_call>")
+    assert fields["tool_calls"]["close"] == "</tool_call>" and fields["tool_calls"]["content"] == "json"
+    for end in (IM_END, "\n" + EOS_TEXT):
+        assert re.fullmatch(fields["content"]["close_pattern"], end)
+    assert not re.fullmatch(fields["content"]["close_pattern"], "</tool_call>")

@@ -10,17 +10,44 @@ parser looks them up by id and needs them in the decoded text.
 from __future__ import annotations
 
 import json
+import re
 
 from harness.targets.model_dir import (
     BOS,
     CHAT_TEMPLATE,
     EOS_TEXT,
     IM_END,
+    IM_START,
     SPECIAL_TOKENS,
     TOOL_TOKENS,
 )
 from harness.targets.tool_model.chat import render
 from harness.targets.tool_model.conversations import generate
+
+# How the model's answers are read back, declared for `transformers serve`: it parses tool calls
+# only with a tokenizer's ``response_template`` (transformers' declarative parser,
+# ``tokenizer.parse_response``) or a built-in one for a few model types (Qwen's), none for
+# ``llama``; without it a ``<tool_call>`` block comes back as message text. vLLM
+# (``--tool-call-parser hermes``), LMDeploy and llama.cpp find the format on their own. The
+# format is the chat template's: ChatML turns, Hermes ``<tool_call>`` blocks of JSON.
+RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": f"{IM_START}assistant\n",
+    "fields": {
+        "tool_calls": {
+            # leading whitespace belongs to no region: between two calls, or after the text
+            "open_pattern": r"\s*<tool_call>",
+            "close": "</tool_call>",
+            "repeats": True,
+            "content": "json",
+            "transform": {"type": "function", "function": "{content}"},
+        },
+        "content": {
+            "close_pattern": rf"\s*(?:{re.escape(IM_END)}|{re.escape(EOS_TEXT)})",
+            "content": "text",
+        },
+    },
+}
 
 VOCAB_SIZE = 2048
 CORPUS_EXAMPLES = 4000
@@ -60,6 +87,7 @@ def side_files(tok, model_config: dict) -> dict[str, bytes]:
         "add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False,
         "model_max_length": model_config["max_position_embeddings"],
         "chat_template": CHAT_TEMPLATE,
+        "response_template": RESPONSE_TEMPLATE,
     }
     generation = {"bos_token_id": ids[BOS], "eos_token_id": [ids[IM_END], ids[EOS_TEXT]],
                   "pad_token_id": ids[EOS_TEXT], "do_sample": False,
