@@ -44,6 +44,7 @@ kind; conformance findings (check ids from specs/checks.yaml) are counted by id.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -229,3 +230,19 @@ def summarize(samples: Iterable[Sample], window: Window, *, slo: dict[str, float
     else:
         result["goodput"] = None
     return result
+
+
+# -- gateway vs direct, round by round (loadtests/overhead.py) --------------------------------
+def round_ratios(row: dict, path: str) -> list:
+    """Round r of ``path`` over round r of direct (an older results.json has the rounds' tok/s)."""
+    g = (row.get(path) or {}).get("output_tok_s_rounds") or []
+    d = (row.get("direct") or {}).get("output_tok_s_rounds") or []
+    return [gr / dr if dr else None for gr, dr in zip(g, d, strict=False)]
+
+
+def spread(ratios: list | None) -> str:
+    """min / median / max of the per-round ratios ("-" for a results.json without them)."""
+    values = sorted(r for r in ratios or [] if r is not None)
+    if not values:
+        return "-"
+    return f"{values[0]:.3f} / {statistics.median(values):.3f} / {values[-1]:.3f} ({len(values)} rounds)"

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from typing import Any
 import locust  # noqa: F401  (first: gevent's monkey-patching)
 
 from loadtests import cpu, servers
-from loadtests.metrics import Sample, Window, distribution
+from loadtests.metrics import Sample, Window, distribution, round_ratios, spread
 from loadtests.peers import PEERS, Peer, PeerMissing
 from loadtests.profile import Profiler
 from loadtests.report import machine_info, write_benchmark_md
@@ -393,27 +392,12 @@ def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict
                 "throughput_ratio": g["output_tok_s"] / d["output_tok_s"] if d["output_tok_s"] else None,
                 # round by round (round r of the gateway over round r of direct, run next to each
                 # other in the interleaved order): the spread a noisy upstream leaves in the mean
-                "throughput_ratio_rounds": _round_ratios(row, path),
+                "throughput_ratio_rounds": round_ratios(row, path),
             }
         row["added"] = row["vs_direct"][gateway_paths[0]]["added"]
         row["throughput_ratio"] = row["vs_direct"][gateway_paths[0]]["throughput_ratio"]
         levels.append(row)
     return levels
-
-
-def _round_ratios(row: dict, path: str) -> list:
-    """Round r of ``path`` over round r of direct (an older results.json has the rounds' tok/s)."""
-    g = (row.get(path) or {}).get("output_tok_s_rounds") or []
-    d = (row.get("direct") or {}).get("output_tok_s_rounds") or []
-    return [gr / dr if dr else None for gr, dr in zip(g, d, strict=False)]
-
-
-def _spread(ratios: list | None) -> str:
-    """min / median / max of the per-round ratios ("-" for a results.json without them)."""
-    values = sorted(r for r in ratios or [] if r is not None)
-    if not values:
-        return "-"
-    return f"{values[0]:.3f} / {statistics.median(values):.3f} / {values[-1]:.3f} ({len(values)} rounds)"
 
 
 def fmt(v, nd=2) -> str:
@@ -465,7 +449,7 @@ def render_md(doc: dict[str, Any], *, png_name: str = "overhead.png") -> str:
             ad = vs["added"]
             lines.append(f"| {row['level']} |" + (f" {path} |" if several else "") + f" {fmt(ad['ttft_p50'])} | "
                          f"{fmt(ad['ttft_p99'])} | {fmt(ad['itl_p50'])} | {fmt(ad['itl_p99'])} | "
-                         f"{fmt(vs['throughput_ratio'], 3)} | {_spread(_round_ratios(row, path))} |")
+                         f"{fmt(vs['throughput_ratio'], 3)} | {spread(round_ratios(row, path))} |")
     lines += ["", GOALS, ""]
     lines += render_cpu(doc)
     for name, summary in (doc.get("profiles") or {}).items():

@@ -112,12 +112,15 @@ def test_relay_closes_the_client_when_the_upstream_is_gone(tmp_path):
 
 
 def test_the_throughput_ratio_spread_pairs_rounds_and_shows_the_worst():
-    from loadtests.overhead import _round_ratios, _spread
+    from loadtests.metrics import (  # not overhead.py: it imports locust (gevent)
+        round_ratios,
+        spread,
+    )
 
     row = {"direct": {"output_tok_s_rounds": [100.0, 200.0, 100.0]},
            "gateway": {"output_tok_s_rounds": [90.0, 100.0, 100.0]},
            "half": {"output_tok_s_rounds": [50.0]}}
-    assert _round_ratios(row, "gateway") == [0.9, 0.5, 1.0]  # round r over round r, not over the mean
-    assert _spread(_round_ratios(row, "gateway")) == "0.500 / 0.900 / 1.000 (3 rounds)"
-    assert _round_ratios(row, "half") == [0.5]
-    assert _spread([]) == "-" and _spread(None) == "-"
+    assert round_ratios(row, "gateway") == [0.9, 0.5, 1.0]  # round r over round r, not over the mean
+    assert spread(round_ratios(row, "gateway")) == "0.500 / 0.900 / 1.000 (3 rounds)"
+    assert round_ratios(row, "half") == [0.5]
+    assert spread([]) == "-" and spread(None) == "-"
