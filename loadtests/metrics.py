@@ -234,7 +234,9 @@ def summarize(samples: Iterable[Sample], window: Window, *, slo: dict[str, float
 
 # -- gateway vs direct, round by round (loadtests/overhead.py) --------------------------------
 def round_ratios(row: dict, path: str) -> list:
-    """Round r of ``path`` over round r of direct (an older results.json has the rounds' tok/s)."""
+    """Round r of ``path`` over round r of direct, run next to each other in the interleaved
+    order (from the rounds' tok/s in a results.json level row): the spread a noisy upstream
+    leaves in the mean ratio."""
     g = (row.get(path) or {}).get("output_tok_s_rounds") or []
     d = (row.get("direct") or {}).get("output_tok_s_rounds") or []
     return [gr / dr if dr else None for gr, dr in zip(g, d, strict=False)]

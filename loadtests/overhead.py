@@ -63,9 +63,8 @@ def _ints(text: str) -> list[int]:
 def _upstream_words(a: dict) -> str:
     if a.get("upstream"):
         return a["upstream"]
-    which = "the embedded app" if a.get("mock") == "app" else "lean: loadtests/paced_upstream.py"
-    if "mock" not in a:  # results written before --mock existed: the embedded app
-        which = "the embedded app"
+    # results written before --mock existed ran the embedded app
+    which = "lean: loadtests/paced_upstream.py" if a.get("mock") == "lean" else "the embedded app"
     return f"the paced mock ({a['model']}; {which})"
 
 
@@ -390,9 +389,6 @@ def aggregate(stage_results: list[dict], samples: list[Sample], specs: list[dict
                           if g[f"{m}_ms"][p] is not None and d[f"{m}_ms"][p] is not None else None
                           for m in ("ttft", "itl") for p in ("p50", "p99")},
                 "throughput_ratio": g["output_tok_s"] / d["output_tok_s"] if d["output_tok_s"] else None,
-                # round by round (round r of the gateway over round r of direct, run next to each
-                # other in the interleaved order): the spread a noisy upstream leaves in the mean
-                "throughput_ratio_rounds": round_ratios(row, path),
             }
         row["added"] = row["vs_direct"][gateway_paths[0]]["added"]
         row["throughput_ratio"] = row["vs_direct"][gateway_paths[0]]["throughput_ratio"]

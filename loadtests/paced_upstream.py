@@ -28,14 +28,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import signal
 import socket
-import sys
 import time
 
 import httptools
 
+from loadtests.relay import run_on_uvloop, serve_until_signalled
 from reference_gateway.mock_upstream import MODEL, pace, prompt_tokens, tokens
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -209,28 +207,11 @@ class PacedProtocol(asyncio.Protocol):
             self.transport.write(data)
 
 
-async def serve(sock: socket.socket) -> None:
-    """Serve on a bound socket until SIGTERM/SIGINT; announce the base URL on stdout first."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(PacedProtocol, sock=sock)
-    host, port = sock.getsockname()[:2]
-    host = f"[{host}]" if ":" in host else host
-    sys.stdout.write(json.dumps({"base_url": f"http://{host}:{port}/v1", "pid": os.getpid()}) + "\n")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.close()
-
-
 def run(sock: socket.socket) -> int:
-    """``python -m loadtests.servers paced``: on uvloop when installed (as the other servers)."""
-    try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(sock))
+    """``python -m loadtests.servers paced``: serve on the bound ``sock`` until SIGTERM."""
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(PacedProtocol, sock=sock)
+        await serve_until_signalled(server, "/v1")
+
+    run_on_uvloop(main())
     return 0

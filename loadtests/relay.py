@@ -73,19 +73,38 @@ class _Downstream(_Pipe):
         self.early.clear()
 
 
-async def serve(upstream: str, host: str, port: int) -> None:
-    parts = urlsplit(upstream)
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Downstream(parts.hostname or "127.0.0.1", parts.port or 80),
-                                      host, port)
-    bound = server.sockets[0].getsockname()[1]
-    sys.stdout.write(json.dumps({"base_url": f"http://{host}:{bound}{parts.path}", "pid": os.getpid()}) + "\n")
+async def serve_until_signalled(server: asyncio.AbstractServer, path: str) -> None:
+    """Announce ``server``'s base URL (``http://HOST:PORT`` + ``path``) on stdout as one JSON line,
+    as loadtests/servers.py's processes do, and serve until SIGTERM/SIGINT (also the lean paced
+    mock's, loadtests/paced_upstream.py)."""
+    host, port = server.sockets[0].getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    sys.stdout.write(json.dumps({"base_url": f"http://{host}:{port}{path}", "pid": os.getpid()}) + "\n")
     sys.stdout.flush()
+    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.close()
+
+
+def run_on_uvloop(main) -> None:
+    """``asyncio.run(main)`` on uvloop when installed, as the benchmark's other servers run."""
+    try:
+        import uvloop
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
+async def serve(upstream: str, host: str, port: int) -> None:
+    parts = urlsplit(upstream)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _Downstream(parts.hostname or "127.0.0.1", parts.port or 80), host, port)
+    await serve_until_signalled(server, parts.path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args(argv)
-    try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(args.upstream, args.host, args.port))
+    run_on_uvloop(serve(args.upstream, args.host, args.port))
     return 0
 
 

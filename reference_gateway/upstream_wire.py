@@ -35,6 +35,7 @@ size are capped by the reader (upstream.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import urllib.request
 from collections.abc import AsyncIterator
@@ -186,8 +187,12 @@ class WireResponse:
     def __init__(self, pool: WirePool, conn: _Connection) -> None:
         self._pool, self._conn = pool, conn
         self.status_code = conn.status
-        self.headers = httpx.Headers(conn.headers)
         self.is_closed = False
+
+    @functools.cached_property
+    def headers(self) -> httpx.Headers:
+        """Read only for a failed status (its back-off headers): built then, not per stream."""
+        return httpx.Headers(self._conn.headers)
 
     @property
     def is_success(self) -> bool:
