@@ -21,26 +21,30 @@ the WebSocket route (websocket.py) shares: both transports answer alike.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import orjson
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from reference_gateway import input_tokens, observe, replay
+from reference_gateway import direct_body, input_tokens, observe, replay
 from reference_gateway.auth import Keyring, RequireAPIKey, tenant
 from reference_gateway.config import GatewayConfig
+from reference_gateway.direct_body import DirectBody
 from reference_gateway.errors import APIError
+from reference_gateway.event_stream import (
+    CLIENT_CLOSED_REQUEST,
+    ClientGone,
+    EventStream,
+    unless_disconnected,
+)
 from reference_gateway.gateway import Gateway
 from reference_gateway.params import parse_json_text
 from reference_gateway.websocket import ResponsesSocket
@@ -50,12 +54,29 @@ log = logging.getLogger("reference_gateway")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_MEDIA_TYPE = "text/event-stream; charset=utf-8"
 DONE = b"data: [DONE]\n\n"
-T = TypeVar("T")
 
 
 def sse(event: dict) -> bytes:
     """``event: <type>`` + ``data: <compact json>`` + blank line (WHATWG HTML, 9.2 SSE)."""
     return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def sse_batch(batch: list[dict]) -> bytes:
+    """A batch of events as SSE, for one write."""
+    return sse(batch[0]) if len(batch) == 1 else b"".join([sse(event) for event in batch])
+
+
+class DirectSse:
+    """``gateway.DirectSend`` over the connection's own body (direct_body.py): a batch framed as
+    ``sse_body`` frames it, written to the transport."""
+
+    __slots__ = ("_write", "ready")
+
+    def __init__(self, body: DirectBody) -> None:
+        self.ready, self._write = body.ready, body.write
+
+    def send(self, events: list[dict]) -> None:
+        self._write(sse_batch(events))
 
 
 async def read_json(request: Request, max_bytes: int) -> object:
@@ -91,43 +112,6 @@ async def read_json(request: Request, max_bytes: int) -> object:
     return parse_json_text(text)
 
 
-# nginx's status for "the client closed the connection before the answer": it is never sent
-# (nobody is there to read it), but the access log and the metrics show it.
-CLIENT_CLOSED_REQUEST = 499
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """``work`` (the upstream call of a create request, before anything is sent), cancelled as
-    soon as the client goes away: the ASGI ``http.disconnect`` message, which the server sends
-    when the connection closes. Once the body has been read it is the only message left, so
-    waiting for it takes nothing from the request. A mid-stream disconnect is Starlette's
-    (``StreamingResponse`` listens for it while it sends); this covers the phases before:
-    a non-streamed answer awaited whole, and a stream whose upstream has not yet answered.
-    Cancelling ``work`` closes its upstream connection (httpx closes a request cancelled
-    mid-flight), so the upstream stops within a loop turn, not at its deadline."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also when this handler itself is cancelled (server shutdown)
-        watcher.cancel()
-        gone = not task.done()
-        if gone:
-            task.cancel()
-    if gone:
-        await asyncio.wait((task,))  # its upstream request closed; what it raised is of no one's interest now
-        if not task.cancelled():
-            task.exception()
-        raise APIError(CLIENT_CLOSED_REQUEST, "The client closed the connection before the answer.",
-                       code="client_closed_request")
-    return task.result()
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 def create_app(config: GatewayConfig) -> Starlette:
     keyring = Keyring(config.api_keys)
     telemetry = observe.Telemetry(config)  # -- observability (issue 8): /metrics, JSON logs, traces
@@ -145,9 +129,16 @@ def create_app(config: GatewayConfig) -> Starlette:
     async def create(request: Request) -> Response:
         turn = gateway.prepare(await read_json(request, config.max_body_bytes), tenant(request))
         if turn.req.stream:
-            events, close = await unless_disconnected(request, gateway.open_events(turn))
-            return StreamingResponse(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS,
-                                     background=BackgroundTask(close))  # also when the body never started
+            body = request.scope.get("extensions", {}).get(direct_body.EXTENSION)
+            direct = DirectSse(body) if body is not None else None
+            watch = ClientGone(request)  # from now on the client's leaving cancels this task
+            try:
+                events, close = await watch.guard(gateway.open_events(turn, direct))
+            except BaseException:
+                watch.stop()
+                raise
+            return EventStream(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS, watch=watch,
+                               close=close)
         return JSONResponse(await unless_disconnected(request, gateway.respond(turn)))
 
     async def sse_body(events: AsyncIterator[list[dict]]) -> AsyncIterator[bytes]:
@@ -155,7 +146,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         then ``[DONE]`` when configured."""
         try:
             async for batch in events:
-                yield sse(batch[0]) if len(batch) == 1 else b"".join([sse(event) for event in batch])
+                yield sse_batch(batch)
             if config.done_sentinel:
                 yield DONE
         finally:
@@ -174,7 +165,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         stream, starting_after = replay.wants_stream(request.query_params)
         if stream:
             events = gateway.replay(request.path_params["response_id"], tenant(request), starting_after)
-            return StreamingResponse(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+            return EventStream(sse_body(events), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
         return JSONResponse(gateway.retrieve(request.path_params["response_id"], tenant(request)))
 
     async def input_items(request: Request) -> Response:

@@ -77,13 +77,28 @@ FINAL_EVENTS = frozenset({"error", "response.completed", "response.incomplete", 
 Close = Callable[[], Awaitable[None]]
 
 
+class DirectSend(Protocol):
+    """A transport's way to send a batch of events from inside the loop's callback that brought
+    their upstream read, past its own send path (app.py: the SSE body written straight to the
+    connection, direct_body.py). ``ChatAnswer`` relays a token through it with no task switch
+    and no async generator in between (issue 20), once the stream's first delta went the
+    ordinary way: a transport's first-token timing (observe.py) sees that one."""
+
+    def ready(self) -> bool:
+        """A batch sent now reaches the client in order (else it goes the ordinary way)."""
+
+    def send(self, events: list[dict]) -> None:
+        """Send ``events`` (only when ``ready``)."""
+
+
 class Answer(Protocol):
     """How one turn is answered: the same path streamed and not."""
 
     async def respond(self, turn: Turn) -> dict:
         """The final Response object (stored when ``store``), or ``APIError``."""
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+    async def open_events(self, turn: Turn, direct: DirectSend | None = None
+                          ) -> tuple[AsyncIterator[list[dict]], Close]:
         """The events, and what closes the upstream request (see ``Gateway.open_events``)."""
 
 
@@ -206,7 +221,8 @@ class NativeAnswer:
         await turn.keep(turn.response)
         return turn.response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+    async def open_events(self, turn: Turn, direct: DirectSend | None = None
+                          ) -> tuple[AsyncIterator[list[dict]], Close]:
         self.refuse(turn)
         opened = await turn.upstream.open_stream(native.native_request(turn.req, turn.context, stream=True),
                                                  path="/responses")
@@ -246,7 +262,8 @@ class ToolLoopAnswer:
                            type="server_error", code=loop.error_code, headers=loop.error_headers)
         return loop.emitter.response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+    async def open_events(self, turn: Turn, direct: DirectSend | None = None
+                          ) -> tuple[AsyncIterator[list[dict]], Close]:
         """Stored once, when final: before its ``error`` or terminal event is sent (and
         through ``ended``)."""
         if turn.req.background:
@@ -277,45 +294,75 @@ class ChatAnswer:
         await turn.keep(response)
         return response
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+    async def open_events(self, turn: Turn, direct: DirectSend | None = None
+                          ) -> tuple[AsyncIterator[list[dict]], Close]:
         """A background stream (``background`` with ``stream``) runs as the background runner's
         task, whoever listens: the client reads its feed (response_feed.py) and may go away
-        and come back (``GET ?stream=true&starting_after=N``, replay.py) while it runs on."""
+        and come back (``GET ?stream=true&starting_after=N``, replay.py) while it runs on.
+        ``direct``: the client's transport, for the tokens (not for a background stream's feed)."""
         opened = await turn.upstream.open_stream(translate.chat_request(turn.req, turn.messages, stream=True),
                                                  truncation=turn.req.truncation)
         emitter = Emitter(turn.response, seal=turn.seal, split=turn.req.tools.split,
                           summary=turn.req.reasoning_summary)
-        events = ended(self._events(turn.req, emitter, opened, turn.keep), emitter, turn.keep)
+        events = ended(self._events(turn.req, emitter, opened, turn.keep, None if turn.req.background else direct),
+                       emitter, turn.keep)
         if turn.req.background:
             feed = self.background.start_stream(turn.response["id"], events, opened.aclose, owner=turn.owner)
             return one_by_one(feed.follow()), nothing_to_close
         return events, opened.aclose
 
     @staticmethod
-    async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper) -> AsyncIterator[list[dict]]:
+    async def _events(req: CreateRequest, emitter: Emitter, opened, keep: Keeper,
+                      direct: DirectSend | None = None) -> AsyncIterator[list[dict]]:
         """The event stream, in batches (the events made of one upstream read together). Every
         way it can end stores (when ``store``) a terminal response:
         completed/incomplete; failed with the upstream's error (``error`` then
         ``response.failed`` are sent); and, through ``ended``, a gateway bug or a client gone.
-        The upstream request is closed in ``finally``."""
+        The upstream request is closed in ``finally``.
+
+        ``direct``: once a delta has been sent, a read of plain chunks is relayed inline
+        (upstream.py ``reads``): its events made, stored as ``ended`` stores them, and sent
+        through ``direct``, inside the upstream's callback; the rest (the start, a read the
+        reader keeps, the end) comes this way."""
         try:
             yield emitter.start()
             finish_reason, chat_usage = None, None
+            relayed = False  # a delta went the ordinary way (DirectSend's docstring)
+
+            def absorb(read: list[dict], events: list[dict]) -> None:
+                nonlocal finish_reason, chat_usage
+                for chunk in read:
+                    chat_usage = chunk.get("usage") or chat_usage
+                    for choice in chunk.get("choices") or []:
+                        events += emitter.chat_delta(choice.get("delta") or {})
+                        finish_reason = choice.get("finish_reason") or finish_reason
+
+            def inline(read: list[dict]) -> bool:
+                if not relayed or not direct.ready():
+                    return False
+                events: list[dict] = []
+                try:
+                    absorb(read, events)
+                finally:  # made before a gateway bug: sent, as below (the reader raises the bug)
+                    for event in events:
+                        keep.grew(event)
+                    if events:
+                        direct.send(events)
+                return True
+
             try:
-                async for read in opened.reads():  # what one upstream read brought leaves in one batch
-                    events = []
+                async for read in opened.reads(inline if direct is not None else None):
+                    events: list[dict] = []
                     try:
-                        for chunk in read:
-                            chat_usage = chunk.get("usage") or chat_usage
-                            for choice in chunk.get("choices") or []:
-                                events += emitter.chat_delta(choice.get("delta") or {})
-                                finish_reason = choice.get("finish_reason") or finish_reason
+                        absorb(read, events)
                     except Exception:
                         if events:  # made before a gateway bug: sent, as the emitter counts them sent
                             yield events
                         raise
                     if events:
                         yield events
+                        if not relayed:
+                            relayed = any(event["type"].endswith(".delta") for event in events)
             except APIError as exc:
                 events = emitter.fail(exc.message, code=exc.code or "server_error")
             else:
@@ -460,14 +507,15 @@ class Gateway:
         """A non-streamed (or background) response: the Response object, as the client gets it."""
         return await turn.answer.respond(turn)
 
-    async def open_events(self, turn: Turn) -> tuple[AsyncIterator[list[dict]], Close]:
+    async def open_events(self, turn: Turn, direct: DirectSend | None = None
+                          ) -> tuple[AsyncIterator[list[dict]], Close]:
         """A streamed response's events as dicts, in batches (the events that are ready together:
         one per upstream read of a chat upstream, a transport sends a batch in one write), and
         what closes its upstream request (call it
         whatever happens, also when the events never started). The upstream stream is opened
         first: a refusal or an unreachable upstream is still an ``APIError`` (a proper status
         code over HTTP), since nothing has been committed to the client yet."""
-        return await turn.answer.open_events(turn)
+        return await turn.answer.open_events(turn, direct)
 
     # -- the other routes
 

@@ -31,6 +31,9 @@ refusal) and what the client still sends is read and dropped for ``LINGER_S``, u
 client closes. Closing at once, with the rest of a 1 MB head unread, makes the kernel send a
 reset, and a reset can destroy the refusal in the client's receive buffer before it is read.
 
+Each request's scope also gets the ``direct_body`` ASGI extension (direct_body.py): its body
+written straight to the transport, for the inline relay of a chat stream's tokens.
+
 Used by every server that runs the gateway (launch.py, __main__.py, worker.py) through
 ``UVICORN_OPTIONS``; the mock upstream keeps uvicorn's own protocol. It leans on the callbacks
 of uvicorn's ``HttpToolsProtocol`` (``on_url``, ``on_header``, ``on_headers_complete``,
@@ -48,6 +51,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Response
 from websockets.server import ServerProtocol
+
+from reference_gateway import direct_body
 
 # 8 KiB: nginx (``large_client_header_buffers 4 8k``: a request line longer than one 8k buffer
 # is 414) and Apache (``LimitRequestLine 8190``) refuse longer request lines; a Responses API
@@ -140,6 +145,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head, self._wire_head_bytes = False, 0
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # a new request (not an upgrade): before its app runs
+            direct_body.install(self.scope, cycle)
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)

@@ -235,6 +235,31 @@ class _Watchdog:
         self._handle.cancel()
 
 
+def _parsed(lines: list[bytes], cap: int) -> tuple[list[dict], str | None, bool]:
+    """Whole SSE lines of a chat stream: its chunks, what stops it (a line over ``cap``, a
+    chunk that is not JSON, an ``error`` object: the message of the 502 the reader raises, the
+    chunks before it first), and whether ``data: [DONE]`` came (what follows is not read).
+    No side effect: the inline relay tries reads with it and may leave them to the reader."""
+    batch: list[dict] = []
+    for line in lines:
+        if not line.startswith(b"data:"):
+            continue  # comments, event:, id:, blank separators
+        if len(line) > cap:
+            return batch, f"an SSE line exceeds {cap} bytes", False
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            return batch, None, True
+        try:
+            chunk = orjson.loads(payload)
+        except ValueError:
+            return batch, "a streamed chunk is not JSON", False
+        if isinstance(chunk, dict) and "error" in chunk:
+            error = chunk["error"]
+            return batch, str(error.get("message", error) if isinstance(error, dict) else error), False
+        batch.append(chunk)
+    return batch, None, False
+
+
 class UpstreamStream:
     """An open streamed chat completion whose status was a success (its response an
     ``httpx.Response`` or, on the wire, a ``upstream_wire.WireResponse``)."""
@@ -259,16 +284,37 @@ class UpstreamStream:
         finally:
             await reads.aclose()  # its watchdog's timer with it
 
-    async def reads(self) -> AsyncIterator[list[dict]]:
+    async def reads(self, inline: Callable[[list[dict]], bool] | None = None) -> AsyncIterator[list[dict]]:
         """``chunks``, as the lists that each read of the upstream brought (never empty): what
         arrived together can leave together, in one write to the client (gateway.py). A failure
-        comes after the chunks that preceded it in its read, as with ``chunks``."""
+        comes after the chunks that preceded it in its read, as with ``chunks``.
+
+        ``inline``: while this waits for the upstream (on the wire only), a read that is whole
+        lines of chunks, with no failure and no ``[DONE]``, is offered to ``inline`` inside the
+        loop's callback that brought it (upstream_wire.py, ``WireResponse.divert``); when it
+        returns True the chunks are its own, and are not yielded here. It sees only such reads:
+        partial lines, failures, deadlines and the end stay on this path, in order."""
         watch = _Watchdog(self._started, *self._deadlines)
         loop, cap = asyncio.get_running_loop(), self._max_line
         pending: bytearray | None = None  # a line begun in an earlier read
+        divert = self.response.divert if inline is not None and isinstance(self.response, WireResponse) else None
+
+        def sink(data: bytes) -> bool:
+            if watch.last is None or data[-1:] != b"\n":
+                return False
+            batch, failure, done = _parsed(data.split(b"\n")[:-1], cap)
+            if failure is not None or done or not batch or not inline(batch):
+                return False
+            watch.last = loop.time()
+            return True
+
         try:
             watch.reading = True  # a deadline already past fires on the loop's next turn
+            if divert is not None:
+                divert(sink)
             async for data in self._body:
+                if divert is not None:
+                    divert(None)  # until this read is handled, and its batch sent
                 watch.reading = False
                 if watch.last is None:
                     watch.first_read(loop.time())
@@ -288,37 +334,18 @@ class UpstreamStream:
                     if len(tail) > cap:
                         raise _bad_gateway(f"an SSE line exceeds {cap} bytes")
                     pending = bytearray(tail)
-                batch: list[dict] = []
-                failure: APIError | None = None
-                for line in lines:
-                    if not line.startswith(b"data:"):
-                        continue  # comments, event:, id:, blank separators
-                    if len(line) > cap:
-                        failure = _bad_gateway(f"an SSE line exceeds {cap} bytes")
-                        break
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        self._done = True
-                        break
-                    try:
-                        chunk = orjson.loads(payload)
-                    except ValueError:
-                        failure = _bad_gateway("a streamed chunk is not JSON")
-                        break
-                    if isinstance(chunk, dict) and "error" in chunk:
-                        error = chunk["error"]
-                        failure = _bad_gateway(str(error.get("message", error) if isinstance(error, dict) else error))
-                        break
-                    batch.append(chunk)
+                batch, failure, self._done = _parsed(lines, cap)
                 if batch:
                     yield batch
                 if failure is not None:
-                    raise failure
+                    raise _bad_gateway(failure)
                 if self._done:
                     return
                 if watch.expired:
                     raise _timeout(watch.expired)
                 watch.reading = True
+                if divert is not None and pending is None:
+                    divert(sink)
         except asyncio.CancelledError:
             if watch.taken_back():
                 raise _timeout(watch.expired or "The upstream did not answer in time.") from None
@@ -328,6 +355,8 @@ class UpstreamStream:
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
         finally:
+            if divert is not None:
+                divert(None)
             watch.close()
 
     async def aclose(self) -> None:

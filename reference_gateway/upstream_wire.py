@@ -30,6 +30,12 @@ than the upstream), as a socket read only on demand would.
 
 Caps: the response head is refused past ``MAX_HEAD_BYTES`` (h11's 16 KiB); the body's lines and
 size are capped by the reader (upstream.py).
+
+A sink (``WireResponse.divert``): while the reader waits for the body, a function may take what
+arrives inside ``data_received``, in the loop's turn that brought it, instead of the reader's
+task being woken for it (upstream.py's inline relay: a token relayed without a task switch).
+The sink takes all of what waits, or nothing: declined, the bytes stay for the reader, in
+order. An exception from it (a gateway bug) is raised in the reader by its next step.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import asyncio
 import functools
 import socket
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -58,6 +64,7 @@ class _Connection(asyncio.Protocol):
         self.lost = False  # the connection is closed (by either side)
         self.eof = False  # the upstream closed its side
         self.error: httpx.HTTPError | None = None
+        self.fault: Exception | None = None  # what the sink raised: the reader raises it
         self._waiter: asyncio.Future | None = None
         self._paused = False
         self._reset()
@@ -73,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.received = 0  # bytes of this exchange's answer
         self.head_bytes = 0  # its header fields' (names, values, separators)
+        self.sink: Callable[[bytes], bool] | None = None  # takes body bytes in data_received (module docstring)
 
     def begin(self) -> None:
         """A new exchange on this connection."""
@@ -106,10 +114,26 @@ class _Connection(asyncio.Protocol):
         if self.error is not None:
             self.parser = None
             self.transport.close()
+        elif self.sink is not None and self.pieces and not self.complete and self._sunk():
+            return  # taken: the reader waits on
         elif self.buffered > MAX_BUFFERED_BYTES and not self._paused:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
+
+    def _sunk(self) -> bool:
+        """Offer what waits to the sink: True when it took it all."""
+        pieces = self.pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        try:
+            if not self.sink(data):
+                return False
+        except Exception as exc:  # noqa: BLE001 - a gateway bug in the sink, raised by the reader instead
+            self.fault, self.sink = exc, None
+            self.pieces, self.buffered = [], 0
+            return False  # the reader wakes, and raises it
+        self.pieces, self.buffered = [], 0
+        return True
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -202,6 +226,9 @@ class WireResponse:
         """The body as it arrives: everything that came since the last step, in one piece."""
         conn = self._conn
         while True:
+            if conn.fault is not None:
+                fault, conn.fault = conn.fault, None
+                raise fault
             if conn.pieces:
                 yield conn.take()
                 continue
@@ -218,10 +245,16 @@ class WireResponse:
                 return
             await conn.wait()
 
+    def divert(self, sink: Callable[[bytes], bool] | None) -> None:
+        """Set (or, with None, remove) the sink of the module docstring; set it only while the
+        reader waits for the next bytes, and remove it before it handles what it was given."""
+        self._conn.sink = sink
+
     async def aclose(self) -> None:
         if self.is_closed:
             return
         self.is_closed = True
+        self._conn.sink = None
         self._pool.release(self._conn)
 
 

@@ -241,3 +241,78 @@ def test_which_upstreams_go_on_the_wire(monkeypatch, url, env, serves):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert WirePool.serves(url) is serves
+
+
+# -- the inline sink (upstream.py ``reads(inline)``, ``WireResponse.divert``) ----------------------
+
+def _paced(*pieces: bytes, gap_s: float = 0.05):
+    """A streamed answer written as ``pieces`` (each one chunk of the chunked body), ``gap_s``
+    apart so that each arrives in a read of its own, then the body's end."""
+    async def script(conn, served, writer):
+        writer.write(OK_HEAD)
+        for piece in pieces:
+            writer.write(_chunk(piece))
+            await writer.drain()
+            await asyncio.sleep(gap_s)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    return script
+
+
+def _read_inline(script, inline):
+    """Every read of one stream: ``("reader" | "inline", chunks)`` in the order they came, and
+    what the reader raised (None)."""
+    async def run():
+        async with Server(script) as server:
+            upstream = Upstream(GatewayConfig(upstream_url=server.url, request_timeout_s=5.0))
+            came: list[tuple[str, list[dict]]] = []
+
+            def offered(batch: list[dict]) -> bool:
+                taken = inline(batch)
+                if taken:
+                    came.append(("inline", batch))
+                return taken
+
+            stream = await upstream.open_stream(BODY)
+            try:
+                async for batch in stream.reads(offered):
+                    came.append(("reader", batch))
+                return came, None
+            except Exception as exc:  # noqa: BLE001 - what the reader raised is the result
+                return came, exc
+            finally:
+                await stream.aclose()
+                await upstream.aclose()
+
+    return asyncio.run(run())
+
+
+def test_inline_takes_whole_reads_of_chunks_and_leaves_the_rest_in_order():
+    """The first read, a line split across reads, a read the sink declines and [DONE] stay with
+    the reader; whole reads of chunks after the first go inline; nothing is lost or reordered."""
+    script = _paced(_sse(b'{"n": 0}'), _sse(b'{"n": 1}'), b'data: {"n": ', b'2}\n\n', _sse(b'{"n": 3}'),
+                    _sse(b'{"n": 4}', b'{"n": 5}'), _sse(b"[DONE]"))
+    came, failure = _read_inline(script, lambda batch: batch[0]["n"] != 3)
+    assert failure is None
+    assert came == [("reader", [{"n": 0}]), ("inline", [{"n": 1}]), ("reader", [{"n": 2}]),
+                    ("reader", [{"n": 3}]), ("inline", [{"n": 4}, {"n": 5}])]
+
+
+def test_inline_never_takes_a_failure_the_reader_raises_it_after_what_came():
+    script = _paced(_sse(b'{"n": 0}'), _sse(b'{"n": 1}'), _sse(b'{"n": 2}', b'{"error": {"message": "boom"}}'))
+    came, failure = _read_inline(script, lambda batch: True)
+    assert came == [("reader", [{"n": 0}]), ("inline", [{"n": 1}]), ("reader", [{"n": 2}])]
+    assert isinstance(failure, APIError) and failure.status == 502 and "boom" in failure.message
+
+
+def test_what_inline_raises_is_raised_by_the_reader():
+    def inline(batch):
+        if batch[0]["n"] == 2:
+            raise RuntimeError("a gateway bug")
+        return True
+
+    script = _paced(*[_sse(b'{"n": %d}' % n) for n in range(5)], _sse(b"[DONE]"))
+    came, failure = _read_inline(script, inline)
+    assert came == [("reader", [{"n": 0}]), ("inline", [{"n": 1}])]
+    assert isinstance(failure, RuntimeError) and str(failure) == "a gateway bug"
