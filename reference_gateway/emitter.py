@@ -200,6 +200,15 @@ class Emitter:
         ]
 
     def _delta(self, state: State, delta: str) -> list[dict]:
+        if self.state is state and delta:  # one more token of the open item: the event built whole
+            self._text.append(delta)
+            sequence = self._sequence
+            self._sequence = sequence + 1
+            if state is State.IN_TEXT:
+                return [{"type": "response.output_text.delta", "sequence_number": sequence, "item_id": self._item_id,
+                         "output_index": len(self.output), "content_index": 0, "delta": delta, "logprobs": []}]
+            return [{"type": "response.reasoning_text.delta", "sequence_number": sequence, "item_id": self._item_id,
+                     "output_index": len(self.output), "content_index": 0, "delta": delta}]
         self._expect(State.STARTED, State.IN_REASONING, State.IN_TEXT)
         events = []
         if self.state is not state:
