@@ -122,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
              gateway_paths=doc.get("gateway_paths"))
         print(md_path.read_text())
         return 0
+    try:  # the workloads first: a bad --output-tokens is one line, before any server starts
+        direct_wl = Workload(api="chat", model=args.model, input_tokens=args.input_tokens,
+                             output_tokens=args.output_tokens, check="off").to_dict()
+        gw_wl = Workload(api="responses", model=args.model, input_tokens=args.input_tokens,
+                         output_tokens=args.output_tokens, check="off").to_dict()
+    except ValueError as exc:
+        raise SystemExit(f"python -m loadtests.overhead: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -170,10 +177,6 @@ def main(argv: list[str] | None = None) -> int:
             except PeerMissing as exc:
                 raise SystemExit(f"python -m loadtests.overhead: --peer {name}: {exc}") from None
             probe.watch(name, gateways[name].pid, tree=True)
-        direct_wl = Workload(api="chat", model=args.model, input_tokens=args.input_tokens,
-                             output_tokens=args.output_tokens, check="off").to_dict()
-        gw_wl = Workload(api="responses", model=args.model, input_tokens=args.input_tokens,
-                         output_tokens=args.output_tokens, check="off").to_dict()
         first = next(iter(gateways))
         paths = [("direct", upstream_url, direct_wl, None)] + [
             (path, gw.base_url, direct_wl if path == FLOOR_PATH else gw_wl, path) for path, gw in gateways.items()]
