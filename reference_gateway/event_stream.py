@@ -3,8 +3,9 @@
 Why not Starlette's ``StreamingResponse``: under uvicorn (ASGI spec 2.3) it runs every stream in
 an anyio task group, the body in one task and a listener for ``http.disconnect`` in another,
 and app.py's ``unless_disconnected`` ran two more tasks and an ``asyncio.wait`` before it: four
-tasks, a cancel scope and anyio's task-state bookkeeping per stream, about a tenth of the
-gateway's CPU at 256 streams of 16 tokens (reports/benchmarks/gateway-overhead.md). Here one
+tasks, a cancel scope and anyio's task-state bookkeeping per stream: their frames (anyio's task
+group and cancel scopes, ``asyncio.wait``) held ~9 % of the gateway's py-spy samples at 256
+streams of 16 tokens (reports/benchmarks/gateway-overhead.md). Here one
 task per request listens: ``ClientGone`` waits for ``http.disconnect`` (once the body has been
 read it is the only message left, so waiting for it takes nothing from the request) and, when
 it comes, cancels the request's own task, whatever that task awaits then: the upstream's answer
