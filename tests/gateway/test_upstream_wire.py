@@ -245,7 +245,7 @@ def test_which_upstreams_go_on_the_wire(monkeypatch, url, env, serves):
 
 # -- the inline sink (upstream.py ``reads(inline)``, ``WireResponse.divert``) ----------------------
 
-def _paced(*pieces: bytes, gap_s: float = 0.05):
+def _paced(*pieces: bytes, gap_s: float = 0.1):
     """A streamed answer written as ``pieces`` (each one chunk of the chunked body), ``gap_s``
     apart so that each arrives in a read of its own, then the body's end."""
     async def script(conn, served, writer):
