@@ -13,7 +13,7 @@ that closes it gets a fresh one on the next request.
 
 Every request is bounded like the conformance run's (harness/run/client.py): a whole-exchange
 deadline (``deadline_s``, the error ``deadline``), a silence between reads (``idle_s``,
-``idle_timeout``), a cap on the response head (``MAX_HEAD_BYTES``, 16 KiB as h11's was), and a cap on the body
+``idle_timeout``; under gevent one timer per exchange keeps both, ``_Watch``), a cap on the response head (``MAX_HEAD_BYTES``, 16 KiB as h11's was), and a cap on the body
 (``MAX_BODY_BYTES``, the harness's: a body past it ends the exchange with ``body_cap``), so a
 server that floods costs the load generator at most the cap per user. One event is capped by the
 observer's SSE decoder (``loadtests/observe.py`` ``MAX_FRAME_BYTES``), well inside the body cap.
@@ -73,6 +73,53 @@ class _Response:
         self.complete = True
         # asked now: once feed_data returns, llhttp has reset and says False for every message
         self.keep_alive = self.parser.should_keep_alive()
+
+
+class _Expired(Exception):
+    """Thrown by ``_Watch`` into the greenlet waiting on the socket: ``idle_timeout`` or ``deadline``."""
+
+
+class _Watch:
+    """An exchange's two deadlines under gevent, on one timer (issue 20). A gevent socket with a
+    timeout arms one around every wait (a ``Timeout`` made, its timer started and stopped, for
+    each event read: 8 % of the load generator's CPU at 256 streams); with this the socket has
+    none, each read only stores its time, and the timer, when it fires, re-arms for the nearest
+    deadline or, past it, throws ``_Expired`` into the greenlet that waits (what gevent's own
+    ``Timeout`` does). An un-patched socket keeps ``settimeout`` per read."""
+
+    __slots__ = ("_deadline", "_greenlet", "_idle_s", "_loop", "_timer", "last")
+
+    def __init__(self, idle_s: float, deadline: float) -> None:
+        from gevent import get_hub, getcurrent  # only where the socket is gevent's
+
+        self._loop, self._greenlet = get_hub().loop, getcurrent()
+        self._idle_s, self._deadline = idle_s, deadline
+        self.last = time.perf_counter()  # when the last read ended (the reader sets it)
+        self._timer = None
+        self._arm(self._due()[0] - self.last)
+
+    def _due(self) -> tuple[float, str]:
+        idle = self.last + self._idle_s
+        return (idle, "idle_timeout") if idle < self._deadline else (self._deadline, "deadline")
+
+    def _arm(self, after: float) -> None:
+        self._timer = self._loop.timer(max(after, 0.0))
+        self._timer.start(self._fire)
+
+    def _fire(self) -> None:
+        self._timer.close()
+        due, what = self._due()
+        now = time.perf_counter()
+        if now < due:
+            self._arm(due - now)
+            return
+        self._timer = None
+        self._greenlet.throw(_Expired(what))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
 
 
 class Connection:
@@ -139,16 +186,23 @@ class Connection:
         error: str | None = None
         body_bytes = head_bytes = 0
         started = False
+        watch: _Watch | None = None
         try:
+            if type(sock).__module__.startswith("gevent"):  # locust's monkey-patched socket
+                sock.settimeout(None)
+                watch = _Watch(idle_s, deadline)
             sock.sendall(wire)
             while not response.complete:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    error = "deadline"
-                    break
-                sock.settimeout(min(idle_s, left))
+                if watch is None:
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        error = "deadline"
+                        break
+                    sock.settimeout(min(idle_s, left))
                 data = sock.recv(RECV_BYTES)
                 t = time.perf_counter()
+                if watch is not None:
+                    watch.last = t
                 if not data:  # EOF
                     if not started:
                         error = "closed"
@@ -185,10 +239,15 @@ class Connection:
                         obs.feed(piece, t)
                     if error is not None:
                         break
+        except _Expired as exc:
+            error = str(exc)
         except TimeoutError:  # socket.timeout
             error = "idle_timeout" if time.perf_counter() < deadline else "deadline"
         except OSError as exc:
             error = f"transport: {exc.__class__.__name__}"
+        finally:
+            if watch is not None:
+                watch.close()
         t_end = time.perf_counter()
         if error is None and response.complete and response.framed and response.keep_alive:
             self._reusable = True
