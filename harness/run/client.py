@@ -12,7 +12,12 @@ that stalls or floods gets a clear failure instead of a hung CI job (DESIGN.md p
   are also checked against it. Decision: a body that has not ended by the deadline is cut off
   there, never read past it (before, a server falling silent just before the deadline was
   waited on for one more read timeout: up to twice the deadline).
-* **A read timeout between bytes** (silence), never longer than the deadline.
+* **A read timeout between bytes** (silence), never longer than the deadline, for a request
+  that asks to stream. Decision: a request that does not ask to stream is bounded by the
+  deadline alone: its server has nothing to send until its whole answer is made, so the time to
+  its head is the answer's time, which is what the deadline bounds (a long answer from a
+  CPU-served model took 30 s: cut by the 30 s read timeout inside the 60 s deadline, it was
+  judged unreachable).
 * **A cap on the body** (``max_body_bytes``): exactly that many bytes are recorded, no more, so
   a server streaming forever costs at most the cap in memory.
 * **A cap on one event** (``max_frame_bytes``): an event stream is framed as it arrives (the
@@ -143,9 +148,11 @@ class Transport:
 
     def _exchange(self, ex: Exchange, body: bytes | None, hdrs: dict[str, str],
                   deadline: float, cap: int) -> None:
-        # Until the headers arrive, the read timeout (= the deadline at most) bounds the wait;
-        # connect and write are bounded by their own timeouts, both within the deadline.
-        timeout = httpx.Timeout(min(self.read_timeout_s, deadline),
+        # Until the headers arrive, and between reads after, the read timeout (= the deadline at
+        # most) bounds the wait; for a request that does not ask to stream, the deadline alone
+        # (module docstring). Connect and write have their own timeouts, within the deadline.
+        read_timeout = min(self.read_timeout_s, deadline) if _asks_to_stream(body) else deadline
+        timeout = httpx.Timeout(read_timeout,
                                 connect=min(CONNECT_TIMEOUT_S, deadline), write=deadline,
                                 pool=deadline)
         start = time.monotonic()
@@ -211,8 +218,7 @@ class Transport:
             ex.error, cut = str(exc), True
         except httpx.TimeoutException as exc:
             if not dog.fired and not (watch is not None and watch.terminal_at is not None):
-                ex.error = _timeout_message(exc, ex, time.monotonic() - start, deadline,
-                                            min(self.read_timeout_s, deadline), watch)
+                ex.error = _timeout_message(exc, ex, time.monotonic() - start, deadline, read_timeout, watch)
                 cut = ex.status is not None  # a silence in the body: its end was not seen
         except httpx.HTTPError as exc:
             if not dog.fired:
@@ -279,6 +285,17 @@ def _deadline_message(deadline: float, watch: "_StreamWatch | None") -> str:
     if watch.terminal is None:
         return f"no terminal event within the {deadline:g} s deadline ({watch.events} events)"
     return f"the stream did not end within the {deadline:g} s deadline"
+
+
+def _asks_to_stream(body: bytes | None) -> bool:
+    """The request body is a JSON object with ``"stream": true``."""
+    if not body or b'"stream"' not in body:
+        return False
+    try:
+        parsed = orjson.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("stream") is True
 
 
 def _timeout_message(exc: httpx.TimeoutException, ex: Exchange, elapsed: float,
