@@ -13,7 +13,7 @@ that stalls or floods gets a clear failure instead of a hung CI job (DESIGN.md p
   there, never read past it (before, a server falling silent just before the deadline was
   waited on for one more read timeout: up to twice the deadline).
 * **A read timeout between bytes** (silence), never longer than the deadline, for a request
-  that asks to stream. Decision: a request that does not ask to stream is bounded by the
+  that asks to stream (``"stream": true`` in its body, or ``stream=true`` in its query). Decision: a request that does not ask to stream is bounded by the
   deadline alone: its server has nothing to send until its whole answer is made, so the time to
   its head is the answer's time, which is what the deadline bounds (a long answer from a
   CPU-served model took 30 s: cut by the 30 s read timeout inside the 60 s deadline, it was
@@ -60,6 +60,7 @@ import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
@@ -151,7 +152,7 @@ class Transport:
         # Until the headers arrive, and between reads after, the read timeout (= the deadline at
         # most) bounds the wait; for a request that does not ask to stream, the deadline alone
         # (module docstring). Connect and write have their own timeouts, within the deadline.
-        read_timeout = min(self.read_timeout_s, deadline) if _asks_to_stream(body) else deadline
+        read_timeout = min(self.read_timeout_s, deadline) if _asks_to_stream(ex.url, body) else deadline
         timeout = httpx.Timeout(read_timeout,
                                 connect=min(CONNECT_TIMEOUT_S, deadline), write=deadline,
                                 pool=deadline)
@@ -287,8 +288,11 @@ def _deadline_message(deadline: float, watch: "_StreamWatch | None") -> str:
     return f"the stream did not end within the {deadline:g} s deadline"
 
 
-def _asks_to_stream(body: bytes | None) -> bool:
-    """The request body is a JSON object with ``"stream": true``."""
+def _asks_to_stream(url: str, body: bytes | None) -> bool:
+    """The request asks for a stream: its body is a JSON object with ``"stream": true``, or its
+    query says ``stream=true`` (a stored response's events again, ``GET /responses/{id}``)."""
+    if parse_qs(urlsplit(url).query).get("stream") == ["true"]:
+        return True
     if not body or b'"stream"' not in body:
         return False
     try:

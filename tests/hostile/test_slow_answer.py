@@ -65,3 +65,11 @@ def test_a_streamed_request_keeps_the_read_timeout_for_its_head(slow_server):
                         read_timeout_s=0.3)
     assert ex.status is None and ex.error == "no response headers within 0.3 s (timed out: the read timeout)"
     assert elapsed < HEAD_AFTER_S
+
+
+def test_a_replay_stream_asked_in_the_query_keeps_the_read_timeout(slow_server):
+    with Transport(slow_server, deadline_s=5.0, read_timeout_s=0.3) as transport:
+        replay = transport.request("s", "GET", "/responses/resp_1?stream=true&starting_after=2")
+        stored = transport.request("s", "GET", "/responses/resp_1")
+    assert replay.error == "no response headers within 0.3 s (timed out: the read timeout)"
+    assert stored.error is None and stored.status == 200, stored.error
