@@ -59,8 +59,12 @@ class ClientGone:
         self._task.cancel()
 
     def took_it(self) -> bool:
-        """After a CancelledError: True when it was this watch's (now taken back)."""
-        return self.gone and self._task.uncancel() == 0
+        """After a CancelledError: True when it was this watch's alone (now taken back). Once:
+        a later cancellation (the server shutting down) is not this watch's."""
+        if not self.gone:
+            return False
+        self.gone = False
+        return self._task.uncancel() == 0
 
     async def guard(self, work: Awaitable[T]) -> T:
         """``work`` (the upstream call of a create request, before anything is sent), or 499
