@@ -13,7 +13,8 @@ that closes it gets a fresh one on the next request.
 
 Every request is bounded like the conformance run's (harness/run/client.py): a whole-exchange
 deadline (``deadline_s``, the error ``deadline``), a silence between reads (``idle_s``,
-``idle_timeout``; under gevent one timer per exchange keeps both, ``_Watch``), a cap on the response head (``MAX_HEAD_BYTES``, 16 KiB as h11's was), and a cap on the body
+``idle_timeout``; under gevent one timer per exchange keeps both, ``_Watch``), a cap on the
+response head (``MAX_HEAD_BYTES``, 16 KiB as h11's was), and a cap on the body
 (``MAX_BODY_BYTES``, the harness's: a body past it ends the exchange with ``body_cap``), so a
 server that floods costs the load generator at most the cap per user. One event is capped by the
 observer's SSE decoder (``loadtests/observe.py`` ``MAX_FRAME_BYTES``), well inside the body cap.

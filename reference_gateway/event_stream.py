@@ -118,6 +118,6 @@ class EventStream(Response):
             watch.stop()
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:
-                await aclose()  # a body left at a ``yield`` (the client gone during a send) ends now, not when collected
+                await aclose()  # a body left at a ``yield`` (client gone during a send) ends now
             if self._close is not None:
                 await self._close()

@@ -13,11 +13,11 @@ that stalls or floods gets a clear failure instead of a hung CI job (DESIGN.md p
   there, never read past it (before, a server falling silent just before the deadline was
   waited on for one more read timeout: up to twice the deadline).
 * **A read timeout between bytes** (silence), never longer than the deadline, for a request
-  that asks to stream (``"stream": true`` in its body, or ``stream=true`` in its query). Decision: a request that does not ask to stream is bounded by the
-  deadline alone: its server has nothing to send until its whole answer is made, so the time to
-  its head is the answer's time, which is what the deadline bounds (a long answer from a
-  CPU-served model took 30 s: cut by the 30 s read timeout inside the 60 s deadline, it was
-  judged unreachable).
+  that asks to stream (``"stream": true`` in its body, or ``stream=true`` in its query).
+  Decision: a request that does not ask to stream is bounded by the deadline alone: its server
+  has nothing to send until its whole answer is made, so the time to its head is the answer's
+  time, which is what the deadline bounds (a long answer from a CPU-served model took 30 s:
+  cut by the 30 s read timeout inside the 60 s deadline, it was judged unreachable).
 * **A cap on the body** (``max_body_bytes``): exactly that many bytes are recorded, no more, so
   a server streaming forever costs at most the cap in memory.
 * **A cap on one event** (``max_frame_bytes``): an event stream is framed as it arrives (the
