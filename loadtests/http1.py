@@ -6,7 +6,9 @@ llhttp (``httptools``, which undoes chunked transfer-encoding, nothing more) to 
 its ``perf_counter()`` reading; nothing buffers by line or by size. The request is written by
 hand (one POST, its head and body in one ``sendall``). llhttp replaced h11 here (issue 20): h11,
 pure Python, cost as much CPU per event as all the rest of the load generator. Under locust the socket module
-is gevent's (monkey-patched), so each user's blocking ``recv`` is a cooperative wait.
+is gevent's (monkey-patched): there a response is read inside gevent's hub, on the socket's
+readiness, and the user's greenlet waits once per exchange, not once per read
+(``_read_when_ready``); anywhere else, by one blocking ``recv`` after another.
 
 One ``Connection`` per user, kept alive across requests (as a real client pool does); a server
 that closes it gets a fresh one on the next request.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -123,6 +126,62 @@ class _Watch:
             self._timer = None
 
 
+class _Exchange:
+    """One response as it is read: llhttp, the caps on its head and body, and the observer it
+    feeds. ``take(data, t)`` is called with each read (``b""`` at EOF) and says whether the
+    exchange is over; ``error`` then says why, or is None for a whole answer. Both readers below
+    (a blocking loop, and gevent's readiness callback) drive the same one."""
+
+    __slots__ = ("body_bytes", "error", "head_bytes", "obs", "parser", "response", "started")
+
+    def __init__(self, obs: ExchangeObserver) -> None:
+        self.obs = obs
+        self.response = _Response()
+        self.parser = self.response.parser = httptools.HttpResponseParser(self.response)
+        self.error: str | None = None
+        self.body_bytes = self.head_bytes = 0
+        self.started = False
+
+    def take(self, data: bytes, t: float) -> bool:
+        response = self.response
+        if not data:  # EOF
+            if not self.started:
+                self.error = "closed"
+            elif response.framed:
+                self.error = "protocol: peer closed connection without sending complete message body"[:80]
+            else:  # a body that ends with the connection
+                response.complete = True
+            return True
+        if not response.head_done:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.error = "protocol: unexpected upgrade"
+            return True
+        except httptools.HttpParserError as exc:
+            self.error = f"protocol: {exc}"[:80]
+            return True
+        if not response.head_done:
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.error = f"protocol: the response head exceeds {MAX_HEAD_BYTES} bytes"
+                return True
+            return False
+        if not self.started:
+            self.started = True
+            self.obs.response_started(self.parser.get_status_code(), response.content_type, t)
+        if response.pieces:
+            pieces, response.pieces = response.pieces, []
+            feed = self.obs.feed
+            for piece in pieces:
+                self.body_bytes += len(piece)
+                if self.body_bytes > MAX_BODY_BYTES:
+                    self.error = "body_cap"
+                    return True
+                feed(piece, t)
+        return response.complete
+
+
 class Connection:
     def __init__(self, base_url: str, *, connect_timeout: float = 10.0, api_key: str | None = None) -> None:
         parts = urlsplit(base_url)
@@ -179,80 +238,104 @@ class Connection:
         if self.api_key:
             head += f"Authorization: Bearer {self.api_key}\r\n"
         wire = (head + "\r\n").encode("latin-1") + body
-        response = _Response()
-        parser = response.parser = httptools.HttpResponseParser(response)
         t_send = time.perf_counter()
         obs = make_observer(t_send, time.time())
+        exchange = _Exchange(obs)
         deadline = t_send + deadline_s
-        error: str | None = None
-        body_bytes = head_bytes = 0
-        started = False
-        watch: _Watch | None = None
         try:
-            if type(sock).__module__.startswith("gevent"):  # locust's monkey-patched socket
+            gevent_socket = type(sock).__module__.startswith("gevent")  # locust's monkey-patched socket
+            if gevent_socket:
                 sock.settimeout(None)
-                watch = _Watch(idle_s, deadline)
             sock.sendall(wire)
-            while not response.complete:
-                if watch is None:
-                    left = deadline - time.perf_counter()
-                    if left <= 0:
-                        error = "deadline"
-                        break
-                    sock.settimeout(min(idle_s, left))
-                data = sock.recv(RECV_BYTES)
-                t = time.perf_counter()
-                if watch is not None:
-                    watch.last = t
-                if not data:  # EOF
-                    if not started:
-                        error = "closed"
-                    elif response.framed:
-                        error = "protocol: peer closed connection without sending complete message body"[:80]
-                    else:  # a body that ends with the connection
-                        response.complete = True
-                    break
-                if not response.head_done:
-                    head_bytes += len(data)
-                try:
-                    parser.feed_data(data)
-                except httptools.HttpParserUpgrade:
-                    error = "protocol: unexpected upgrade"
-                    break
-                except httptools.HttpParserError as exc:
-                    error = f"protocol: {exc}"[:80]
-                    break
-                if not response.head_done:
-                    if head_bytes > MAX_HEAD_BYTES:
-                        error = f"protocol: the response head exceeds {MAX_HEAD_BYTES} bytes"
-                        break
-                    continue
-                if not started:
-                    started = True
-                    obs.response_started(parser.get_status_code(), response.content_type, t)
-                if response.pieces:
-                    pieces, response.pieces = response.pieces, []
-                    for piece in pieces:
-                        body_bytes += len(piece)
-                        if body_bytes > MAX_BODY_BYTES:
-                            error = "body_cap"
-                            break
-                        obs.feed(piece, t)
-                    if error is not None:
-                        break
+            if gevent_socket and not self.tls:
+                _read_when_ready(sock, exchange, deadline, idle_s)
+            else:
+                _read_in_turn(sock, exchange, deadline, idle_s, gevent_socket)
         except _Expired as exc:
-            error = str(exc)
+            exchange.error = str(exc)
         except TimeoutError:  # socket.timeout
-            error = "idle_timeout" if time.perf_counter() < deadline else "deadline"
+            exchange.error = "idle_timeout" if time.perf_counter() < deadline else "deadline"
         except OSError as exc:
-            error = f"transport: {exc.__class__.__name__}"
-        finally:
-            if watch is not None:
-                watch.close()
+            exchange.error = f"transport: {exc.__class__.__name__}"
         t_end = time.perf_counter()
-        if error is None and response.complete and response.framed and response.keep_alive:
+        response = exchange.response
+        if exchange.error is None and response.complete and response.framed and response.keep_alive:
             self._reusable = True
         else:
             self.close()
-        obs.close(t_end, error=error)
+        obs.close(t_end, error=exchange.error)
         return obs
+
+
+def _read_in_turn(sock: socket.socket, exchange: _Exchange, deadline: float, idle_s: float,
+                  watched: bool) -> None:
+    """Read until the exchange is over, one blocking ``recv`` after another: a socket of its own
+    (the CLI's probes, the tests) with a timeout set before each read; a gevent TLS socket with
+    ``_Watch``'s one timer (its raw socket holds ciphertext, so ``_read_when_ready`` cannot read it)."""
+    watch = _Watch(idle_s, deadline) if watched else None
+    try:
+        while True:
+            if watch is None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    exchange.error = "deadline"
+                    return
+                sock.settimeout(min(idle_s, left))
+            data = sock.recv(RECV_BYTES)
+            t = time.perf_counter()
+            if watch is not None:
+                watch.last = t
+            if exchange.take(data, t):
+                return
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _read_when_ready(sock: socket.socket, exchange: _Exchange, deadline: float, idle_s: float) -> None:
+    """Read until the exchange is over inside gevent's hub (issue 20): a readiness watcher on the
+    socket calls back with each read, which goes through llhttp to the observer right there, and
+    the user's greenlet is woken once, when the exchange ends. A blocking ``recv`` under gevent
+    costs, for every event, a failed ``recv`` (EWOULDBLOCK, raised as an exception), a switch to
+    the hub, and a switch back: a third of the load generator's CPU at 256 streams. The raw
+    non-blocking socket inside gevent's (``_sock``, which gevent keeps for code that must not
+    wait through the hub) is read only when the loop says it is readable. ``_Watch``'s timer
+    keeps both deadlines; anything the callback raises (a transport error, a bug in the observer)
+    is thrown into the waiting greenlet, as a blocking read would have raised it there."""
+    from gevent import get_hub
+    from gevent.hub import Waiter
+
+    hub = get_hub()
+    waiter = Waiter(hub)
+    recv = sock._sock.recv
+    ready = hub.loop.io(sock.fileno(), 1)  # 1: readable
+    watch = _Watch(idle_s, deadline)
+    clock, take = time.perf_counter, exchange.take
+
+    def on_ready() -> None:
+        try:
+            data = recv(RECV_BYTES)
+        except BlockingIOError:
+            return  # woken with nothing to read: wait on
+        except BaseException:  # noqa: BLE001 - raised in the reader's greenlet instead
+            ready.stop()
+            waiter.throw(*sys.exc_info())
+            return
+        t = watch.last = clock()
+        try:
+            over = take(data, t)
+        except BaseException:  # noqa: BLE001 - as above
+            ready.stop()
+            waiter.throw(*sys.exc_info())
+            return
+        if over:
+            ready.stop()
+            waiter.switch(None)
+
+    ready.start(on_ready)
+    try:
+        waiter.get()
+    finally:
+        ready.stop()
+        ready.close()
+        watch.close()
